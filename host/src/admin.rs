@@ -1,0 +1,224 @@
+//! The admin listener: metrics, status, backends, purge, reload, recent
+//! fetch errors. Mutations need `Authorization: Bearer <token>` when a token
+//! is configured (required for a non-loopback listener).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use serde_json::json;
+
+use crate::backend::Target;
+use crate::backend::health::Forced;
+use crate::body::{ProxyBody, full};
+use crate::plugin::chain::hook_names;
+use crate::server::Shared;
+
+/// Largest admin request body read.
+const MAX_BODY: usize = 64 * 1024;
+
+fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<ProxyBody> {
+    let mut r = Response::new(full(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+fn json_reply(status: StatusCode, v: serde_json::Value) -> Response<ProxyBody> {
+    reply(status, "application/json", format!("{v:#}\n"))
+}
+
+fn error(status: StatusCode, msg: impl std::fmt::Display) -> Response<ProxyBody> {
+    json_reply(status, json!({ "error": msg.to_string() }))
+}
+
+/// Serve one admin request.
+pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<ProxyBody> {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_owned();
+    let query = parts.uri.query().unwrap_or("").to_owned();
+    let g = shared.generation.load_full();
+    if parts.method != Method::GET
+        && let Some(token) = &g.config.admin_token
+    {
+        let ok = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.strip_prefix("Bearer ").is_some_and(|t| t == token));
+        if !ok {
+            return error(StatusCode::UNAUTHORIZED, "mutations need Authorization: Bearer <admin.token>");
+        }
+    }
+    let body = match http_body_util::Limited::new(body, MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("request body: {e}")),
+    };
+    let body = String::from_utf8_lossy(&body).trim().to_owned();
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match (&parts.method, segments.as_slice()) {
+        (&Method::GET, ["metrics"]) => reply(StatusCode::OK, "text/plain; version=0.0.4", shared.metrics.encode()),
+        (&Method::GET, ["status"]) => json_reply(StatusCode::OK, status(&shared)),
+        (&Method::GET, [""]) => reply(StatusCode::OK, "text/html; charset=utf-8", status_page(&shared)),
+        (&Method::GET, ["backends"]) => json_reply(StatusCode::OK, backends(&shared)),
+        (&Method::GET, ["fetch-errors"]) => {
+            let r: Vec<_> = shared.recent.lock().iter().rev().cloned().collect();
+            json_reply(StatusCode::OK, json!(r))
+        }
+        (&Method::POST, ["backends", name, "health"]) => {
+            let want = if body.is_empty() { param(&query, "state").unwrap_or_default() } else { body.clone() };
+            let forced = match want.as_str() {
+                "auto" => Forced::Auto,
+                "healthy" => Forced::Healthy,
+                "sick" => Forced::Sick,
+                other => return error(StatusCode::BAD_REQUEST, format!("state {other:?}: expected auto, healthy or sick")),
+            };
+            match g.backends.targets.get(*name) {
+                Some(Target::Backend(b)) => {
+                    b.health.force(forced);
+                    shared.metrics.backend_health(name, b.health.healthy());
+                    tracing::info!(backend = *name, "health forced to {want}");
+                    json_reply(StatusCode::OK, json!({ "backend": name, "forced": forced, "healthy": b.health.healthy() }))
+                }
+                _ => error(StatusCode::NOT_FOUND, format!("no backend named {name:?}")),
+            }
+        }
+        (&Method::POST, ["purge"]) => {
+            let Some(url) = param(&query, "url") else {
+                return error(StatusCode::BAD_REQUEST, "purge needs ?url=/path (and &host=name)");
+            };
+            let host = param(&query, "host").unwrap_or_default().to_ascii_lowercase();
+            let n = shared.cache.purge(crate::cache::key(&host, &url, &[]));
+            json_reply(StatusCode::OK, json!({ "purged": n }))
+        }
+        (&Method::POST, ["reload"]) => match shared.reload().await {
+            Ok(n) => json_reply(StatusCode::OK, json!({ "reloaded": true, "generation": n })),
+            Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, format!("reload refused, the current config keeps serving: {e}")),
+        },
+        (_, ["metrics" | "status" | "backends" | "fetch-errors" | "purge" | "reload" | ""]) => {
+            error(StatusCode::METHOD_NOT_ALLOWED, format!("{} not allowed on {path}", parts.method))
+        }
+        _ => error(StatusCode::NOT_FOUND, format!("no admin endpoint {path}")),
+    }
+}
+
+fn param(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == name).then(|| percent_decode(v))
+    })
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => {
+                match u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                    Ok(v) => {
+                        out.push(v);
+                        i += 3;
+                        continue;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b'+' => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn backends(shared: &Shared) -> serde_json::Value {
+    let g = shared.generation.load();
+    let list: Vec<_> = g
+        .backends
+        .list
+        .iter()
+        .map(|b| {
+            json!({
+                "name": &*b.name,
+                "url": b.cfg.section.url,
+                "healthy": b.health.healthy(),
+                "forced": b.health.forced(),
+                "circuit_open": b.health.circuit_open(),
+                "probe": b.cfg.section.probe.as_ref().map(|p| json!({"path": p.path, "interval_ms": p.interval.as_millis() as u64})),
+                "probes": b.health.history(),
+            })
+        })
+        .collect();
+    let directors: Vec<_> = g
+        .backends
+        .targets
+        .values()
+        .filter_map(|t| match t {
+            Target::Director(d) => Some(json!({"name": d.name, "healthy": d.healthy(), "members": d.member_names()})),
+            Target::Backend(_) => None,
+        })
+        .collect();
+    json!({ "backends": list, "directors": directors, "default": g.backends.default })
+}
+
+fn status(shared: &Shared) -> serde_json::Value {
+    let g = shared.generation.load();
+    let plugins: Vec<_> = g
+        .chain
+        .plugins()
+        .iter()
+        .map(|p| json!({"name": &*p.name, "hooks": hook_names(p.hooks), "quarantined": p.quarantined()}))
+        .collect();
+    json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_s": shared.started.elapsed().as_secs(),
+        "generation": g.number,
+        "config": g.config.source,
+        "cache": { "objects": shared.cache.objects(), "bytes": shared.cache.bytes(), "budget": g.config.cache.memory.0 },
+        "plugins": plugins,
+        "backends": backends(shared)["backends"].clone(),
+    })
+}
+
+fn status_page(shared: &Shared) -> String {
+    let s = status(shared);
+    let esc = |v: &serde_json::Value| {
+        v.to_string()
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    let rows: String = s["backends"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|b| {
+                    let ok = b["healthy"].as_bool().unwrap_or(false);
+                    format!(
+                        "<tr><td>{}</td><td>{}</td><td class={}>{}</td></tr>",
+                        esc(&b["name"]),
+                        esc(&b["url"]),
+                        if ok { "ok" } else { "bad" },
+                        if ok { "healthy" } else { "sick" }
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    format!(
+        "<!doctype html><meta charset=utf-8><title>Lacquer</title>\
+<style>body{{font:15px system-ui;margin:2em;color:#222}}td,th{{padding:.3em 1em;text-align:left}}.ok{{color:#070}}.bad{{color:#b00}}</style>\
+<h1>Lacquer</h1><p>generation {} &middot; up {} s &middot; {} objects, {} bytes cached</p>\
+<h2>Backends</h2><table><tr><th>name</th><th>url</th><th>health</th></tr>{rows}</table>\
+<p><a href=/metrics>metrics</a> &middot; <a href=/status>status</a> &middot; <a href=/backends>backends</a> &middot; <a href=/fetch-errors>recent fetch errors</a></p>",
+        s["generation"], s["uptime_s"], s["cache"]["objects"], s["cache"]["bytes"]
+    )
+}

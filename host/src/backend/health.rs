@@ -1,0 +1,281 @@
+//! Backend health: an active probe window, a passive circuit breaker, and an
+//! operator override. Lives by backend name in the server, so it survives reloads.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use parking_lot::Mutex;
+use serde::Serialize;
+
+/// Consecutive failures that open the circuit.
+pub const BREAKER_FAILURES: u32 = 5;
+/// First open period; doubles while trials fail, up to [`BREAKER_MAX_BACKOFF`].
+pub const BREAKER_BACKOFF: Duration = Duration::from_secs(1);
+/// Longest open period.
+pub const BREAKER_MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Probe results kept for `GET /backends`.
+const HISTORY: usize = 16;
+
+/// Operator override of health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Forced {
+    /// Probes and the breaker decide.
+    Auto = 0,
+    /// Always healthy.
+    Healthy = 1,
+    /// Always sick.
+    Sick = 2,
+}
+
+/// One probe's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProbeRecord {
+    /// When (seconds since the Unix epoch).
+    pub at: u64,
+    /// Good or not.
+    pub ok: bool,
+    /// Status or error.
+    pub detail: String,
+}
+
+/// Why a backend may not be used right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unavailable {
+    /// Probes (or the operator) say sick.
+    Sick,
+    /// The circuit breaker is open.
+    CircuitOpen,
+}
+
+/// The health of one backend.
+pub struct Health {
+    probed: AtomicBool,
+    window: AtomicU64,
+    window_len: AtomicU32,
+    threshold: AtomicU32,
+    probe_healthy: AtomicBool,
+    forced: AtomicU8,
+    history: Mutex<VecDeque<ProbeRecord>>,
+    breaker: Mutex<Breaker>,
+    breaker_open: AtomicBool,
+}
+
+struct Breaker {
+    failures: u32,
+    open_until: Option<Instant>,
+    backoff: Duration,
+    trial: bool,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Self {
+            probed: AtomicBool::new(false),
+            window: AtomicU64::new(0),
+            window_len: AtomicU32::new(8),
+            threshold: AtomicU32::new(3),
+            probe_healthy: AtomicBool::new(true),
+            forced: AtomicU8::new(Forced::Auto as u8),
+            history: Mutex::new(VecDeque::new()),
+            breaker: Mutex::new(Breaker {
+                failures: 0,
+                open_until: None,
+                backoff: BREAKER_BACKOFF,
+                trial: false,
+            }),
+            breaker_open: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Health {
+    /// Configure the probe window. `initial` good probes are assumed, unless
+    /// the backend was already probed (a reload keeps the state).
+    pub fn configure_probe(&self, window: u32, threshold: u32, initial: u32) {
+        self.window_len.store(window, Ordering::Relaxed);
+        self.threshold.store(threshold, Ordering::Relaxed);
+        if !self.probed.swap(true, Ordering::AcqRel) {
+            let bits = if initial >= 64 { u64::MAX } else { (1u64 << initial) - 1 };
+            self.window.store(bits, Ordering::Relaxed);
+            self.probe_healthy.store(initial >= threshold, Ordering::Relaxed);
+        } else {
+            self.recompute();
+        }
+    }
+
+    fn recompute(&self) {
+        let len = self.window_len.load(Ordering::Relaxed);
+        let mask = if len >= 64 { u64::MAX } else { (1u64 << len) - 1 };
+        let good = (self.window.load(Ordering::Relaxed) & mask).count_ones();
+        self.probe_healthy
+            .store(good >= self.threshold.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+
+    /// Record a probe. Returns whether probe health changed.
+    pub fn probe_result(&self, ok: bool, detail: String) -> bool {
+        let before = self.probe_healthy.load(Ordering::Relaxed);
+        let w = self.window.load(Ordering::Relaxed);
+        self.window.store((w << 1) | u64::from(ok), Ordering::Relaxed);
+        self.recompute();
+        let mut h = self.history.lock();
+        if h.len() == HISTORY {
+            h.pop_front();
+        }
+        let at = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        h.push_back(ProbeRecord { at, ok, detail });
+        drop(h);
+        if ok {
+            // A good probe closes an open breaker: the backend answers again.
+            self.close_breaker();
+        }
+        before != self.probe_healthy.load(Ordering::Relaxed)
+    }
+
+    /// Recent probes, oldest first.
+    pub fn history(&self) -> Vec<ProbeRecord> {
+        self.history.lock().iter().cloned().collect()
+    }
+
+    /// Force a state.
+    pub fn force(&self, f: Forced) {
+        self.forced.store(f as u8, Ordering::Relaxed);
+        if f != Forced::Sick {
+            self.close_breaker();
+        }
+    }
+
+    /// The override.
+    pub fn forced(&self) -> Forced {
+        match self.forced.load(Ordering::Relaxed) {
+            1 => Forced::Healthy,
+            2 => Forced::Sick,
+            _ => Forced::Auto,
+        }
+    }
+
+    /// Healthy for routing purposes (probe and override; the breaker counts as sick while open).
+    pub fn healthy(&self) -> bool {
+        match self.forced() {
+            Forced::Healthy => true,
+            Forced::Sick => false,
+            Forced::Auto => self.probe_healthy.load(Ordering::Relaxed) && !self.breaker_blocks(),
+        }
+    }
+
+    fn breaker_blocks(&self) -> bool {
+        if !self.breaker_open.load(Ordering::Relaxed) {
+            return false;
+        }
+        let b = self.breaker.lock();
+        b.open_until.is_some_and(|t| Instant::now() < t) || b.trial
+    }
+
+    /// May a request go to this backend now? Takes the half-open trial slot when due.
+    pub fn admit(&self) -> Result<(), Unavailable> {
+        match self.forced() {
+            Forced::Healthy => return Ok(()),
+            Forced::Sick => return Err(Unavailable::Sick),
+            Forced::Auto => {}
+        }
+        if !self.probe_healthy.load(Ordering::Relaxed) {
+            return Err(Unavailable::Sick);
+        }
+        if !self.breaker_open.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let mut b = self.breaker.lock();
+        match b.open_until {
+            Some(t) if Instant::now() < t => Err(Unavailable::CircuitOpen),
+            _ if b.trial => Err(Unavailable::CircuitOpen),
+            _ => {
+                b.trial = true;
+                Ok(())
+            }
+        }
+    }
+
+    /// A request succeeded (the backend answered, any status below 500).
+    pub fn success(&self) {
+        if self.breaker_open.load(Ordering::Relaxed) || self.breaker.lock().failures > 0 {
+            self.close_breaker();
+        }
+    }
+
+    fn close_breaker(&self) {
+        let mut b = self.breaker.lock();
+        b.failures = 0;
+        b.open_until = None;
+        b.trial = false;
+        b.backoff = BREAKER_BACKOFF;
+        self.breaker_open.store(false, Ordering::Relaxed);
+    }
+
+    /// A request failed (connect error, timeout, 5xx). Returns true when this opened the circuit.
+    pub fn failure(&self) -> bool {
+        let mut b = self.breaker.lock();
+        b.failures += 1;
+        let reopen = b.trial;
+        if reopen || (b.open_until.is_none() && b.failures >= BREAKER_FAILURES) {
+            let period = b.backoff;
+            if reopen {
+                b.backoff = (b.backoff * 2).min(BREAKER_MAX_BACKOFF);
+            }
+            b.open_until = Some(Instant::now() + period);
+            b.trial = false;
+            self.breaker_open.store(true, Ordering::Relaxed);
+            return true;
+        }
+        false
+    }
+
+    /// Whether the breaker is open now.
+    pub fn circuit_open(&self) -> bool {
+        self.breaker_open.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_threshold() {
+        let h = Health::default();
+        h.configure_probe(8, 3, 2);
+        assert!(!h.healthy(), "initial 2 < threshold 3");
+        h.probe_result(true, "200".into());
+        assert!(h.healthy());
+        for _ in 0..8 {
+            h.probe_result(false, "refused".into());
+        }
+        assert!(!h.healthy());
+        assert_eq!(h.history().len(), 8);
+    }
+
+    #[test]
+    fn breaker_opens_then_half_opens() {
+        let h = Health::default();
+        for i in 0..BREAKER_FAILURES {
+            assert_eq!(h.failure(), i + 1 == BREAKER_FAILURES);
+        }
+        assert_eq!(h.admit(), Err(Unavailable::CircuitOpen));
+        h.breaker.lock().open_until = Some(Instant::now());
+        assert_eq!(h.admit(), Ok(()), "one trial");
+        assert_eq!(h.admit(), Err(Unavailable::CircuitOpen), "only one trial");
+        h.success();
+        assert_eq!(h.admit(), Ok(()));
+    }
+
+    #[test]
+    fn forcing_overrides() {
+        let h = Health::default();
+        h.force(Forced::Sick);
+        assert_eq!(h.admit(), Err(Unavailable::Sick));
+        h.force(Forced::Healthy);
+        assert!(h.healthy());
+    }
+}

@@ -1,0 +1,383 @@
+//! Backends: a pooled HTTP/1.1 client per backend with connect, first-byte
+//! and between-bytes timeouts, a concurrency limit, health (probes and a
+//! circuit breaker) and classification of every failure into a kind.
+
+pub mod director;
+pub mod health;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use http::uri::Authority;
+use http::{HeaderValue, Request, Response, Uri};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+pub use self::director::{Director, PickKey};
+use self::health::{Health, Unavailable};
+use crate::body::ProxyBody;
+use crate::config::{BackendConfig, Config};
+use crate::metrics::Metrics;
+use crate::plugin::BackendLookup;
+
+/// Why a fetch failed (the kinds of the WIT contract).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FetchKind {
+    /// The connection was refused (or failed to open).
+    ConnectRefused,
+    /// No connection within `connect_timeout`.
+    ConnectTimeout,
+    /// No response headers within `first_byte_timeout`.
+    FirstByteTimeout,
+    /// The body stalled longer than `between_bytes_timeout`.
+    BetweenBytesTimeout,
+    /// Probes say the backend is sick.
+    BackendUnhealthy,
+    /// `max_connections` reached.
+    BackendBusy,
+    /// No backend could be chosen (empty or all-sick director).
+    NoBackend,
+    /// The circuit breaker is open.
+    CircuitOpen,
+    /// The response exceeded a size limit.
+    ResponseTooLarge,
+    /// The backend spoke invalid HTTP.
+    ProtocolError,
+    /// The connection was reset or closed early.
+    ConnectionReset,
+}
+
+impl FetchKind {
+    /// Kebab-case name, as in metrics, logs and `x-lacquer-error`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FetchKind::ConnectRefused => "connect-refused",
+            FetchKind::ConnectTimeout => "connect-timeout",
+            FetchKind::FirstByteTimeout => "first-byte-timeout",
+            FetchKind::BetweenBytesTimeout => "between-bytes-timeout",
+            FetchKind::BackendUnhealthy => "backend-unhealthy",
+            FetchKind::BackendBusy => "backend-busy",
+            FetchKind::NoBackend => "no-backend",
+            FetchKind::CircuitOpen => "circuit-open",
+            FetchKind::ResponseTooLarge => "response-too-large",
+            FetchKind::ProtocolError => "protocol-error",
+            FetchKind::ConnectionReset => "connection-reset",
+        }
+    }
+
+    /// Safe to retry an idempotent request: nothing reached the backend's application.
+    pub fn retryable(self) -> bool {
+        matches!(
+            self,
+            FetchKind::ConnectRefused
+                | FetchKind::ConnectTimeout
+                | FetchKind::ConnectionReset
+                | FetchKind::BackendUnhealthy
+                | FetchKind::CircuitOpen
+                | FetchKind::BackendBusy
+        )
+    }
+
+    /// Counts against the backend's circuit breaker.
+    pub fn breaker_failure(self) -> bool {
+        matches!(
+            self,
+            FetchKind::ConnectRefused
+                | FetchKind::ConnectTimeout
+                | FetchKind::FirstByteTimeout
+                | FetchKind::BetweenBytesTimeout
+                | FetchKind::ConnectionReset
+                | FetchKind::ProtocolError
+        )
+    }
+}
+
+/// A failed fetch, with everything an operator needs.
+#[derive(Debug, Clone)]
+pub struct FetchFailure {
+    /// Kind.
+    pub kind: FetchKind,
+    /// Backend tried ("" if none).
+    pub backend: String,
+    /// Attempt number, from 1.
+    pub attempt: u32,
+    /// Time spent on the attempt.
+    pub elapsed: Duration,
+    /// Detail (OS error, status...).
+    pub detail: String,
+}
+
+impl FetchFailure {
+    /// The fetch was dropped before it finished (its request went away).
+    pub fn abandoned() -> Self {
+        Self {
+            kind: FetchKind::ConnectionReset,
+            backend: String::new(),
+            attempt: 1,
+            elapsed: Duration::ZERO,
+            detail: "the fetch was abandoned".into(),
+        }
+    }
+}
+
+/// One backend.
+pub struct Backend {
+    /// Name.
+    pub name: Arc<str>,
+    /// Its section.
+    pub cfg: BackendConfig,
+    authority: Authority,
+    host_header: Option<HeaderValue>,
+    client: Client<HttpConnector, ProxyBody>,
+    /// Health, shared across reloads.
+    pub health: Arc<Health>,
+    slots: Option<Arc<Semaphore>>,
+}
+
+/// A response whose body still streams from the backend.
+pub struct Fetched {
+    /// The response.
+    pub response: Response<Incoming>,
+    /// Held until the body is done (for `max_connections`).
+    pub permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Backend {
+    fn new(cfg: &BackendConfig, health: Arc<Health>) -> Self {
+        let s = &cfg.section;
+        let mut conn = HttpConnector::new();
+        conn.set_connect_timeout(Some(s.connect_timeout));
+        conn.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(conn);
+        Self {
+            name: s.name.as_str().into(),
+            authority: cfg.uri.authority().cloned().expect("checked: url has an authority"),
+            host_header: s.host_header.as_deref().and_then(|h| HeaderValue::from_str(h).ok()),
+            cfg: cfg.clone(),
+            client,
+            health,
+            slots: (s.max_connections > 0).then(|| Arc::new(Semaphore::new(s.max_connections))),
+        }
+    }
+
+    /// Send a request (origin-form URI) to this backend and wait for the response head.
+    pub async fn send(&self, mut req: Request<ProxyBody>) -> Result<Fetched, (FetchKind, String)> {
+        match self.health.admit() {
+            Ok(()) => {}
+            Err(Unavailable::Sick) => return Err((FetchKind::BackendUnhealthy, "probes report the backend sick".into())),
+            Err(Unavailable::CircuitOpen) => {
+                return Err((FetchKind::CircuitOpen, "circuit open after consecutive failures".into()));
+            }
+        }
+        let permit = match &self.slots {
+            None => None,
+            Some(sem) => {
+                let wait = self.cfg.section.max_connections_wait;
+                let p = if wait.is_zero() {
+                    sem.clone().try_acquire_owned().ok()
+                } else {
+                    tokio::time::timeout(wait, sem.clone().acquire_owned()).await.ok().and_then(Result::ok)
+                };
+                match p {
+                    Some(p) => Some(p),
+                    None => {
+                        return Err((
+                            FetchKind::BackendBusy,
+                            format!("max_connections ({}) reached", self.cfg.section.max_connections),
+                        ));
+                    }
+                }
+            }
+        };
+        let pq = req.uri().path_and_query().cloned();
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(http::uri::Scheme::HTTP);
+        parts.authority = Some(self.authority.clone());
+        parts.path_and_query = pq.or_else(|| Some(http::uri::PathAndQuery::from_static("/")));
+        *req.uri_mut() = Uri::from_parts(parts).map_err(|e| (FetchKind::ProtocolError, e.to_string()))?;
+        if let Some(h) = &self.host_header {
+            req.headers_mut().insert(http::header::HOST, h.clone());
+        }
+        let s = &self.cfg.section;
+        let limit = s.connect_timeout + s.first_byte_timeout;
+        match tokio::time::timeout(limit, self.client.request(req)).await {
+            Err(_) => Err((
+                FetchKind::FirstByteTimeout,
+                format!("no response headers within {:?}", s.first_byte_timeout),
+            )),
+            Ok(Err(e)) => Err(classify(&e)),
+            Ok(Ok(response)) => Ok(Fetched { response, permit }),
+        }
+    }
+}
+
+/// Map a client error to a kind and a detail.
+fn classify(e: &hyper_util::client::legacy::Error) -> (FetchKind, String) {
+    let mut detail = e.to_string();
+    let mut io_kind = None;
+    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    let mut incomplete = false;
+    while let Some(s) = src {
+        detail = s.to_string();
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            io_kind = Some(io.kind());
+        }
+        if let Some(h) = s.downcast_ref::<hyper::Error>() {
+            incomplete |= h.is_incomplete_message() || h.is_closed() || h.is_canceled();
+        }
+        src = s.source();
+    }
+    use std::io::ErrorKind as K;
+    let kind = if e.is_connect() {
+        match io_kind {
+            Some(K::TimedOut) => FetchKind::ConnectTimeout,
+            _ if detail.contains("timed out") => FetchKind::ConnectTimeout,
+            _ => FetchKind::ConnectRefused,
+        }
+    } else if incomplete || matches!(io_kind, Some(K::ConnectionReset | K::BrokenPipe | K::UnexpectedEof)) {
+        FetchKind::ConnectionReset
+    } else {
+        FetchKind::ProtocolError
+    };
+    (kind, detail)
+}
+
+/// What a name resolves to.
+#[derive(Clone)]
+pub enum Target {
+    /// A backend.
+    Backend(Arc<Backend>),
+    /// A director.
+    Director(Arc<Director>),
+}
+
+impl Target {
+    /// Whether any backend behind it is healthy.
+    pub fn healthy(&self) -> bool {
+        match self {
+            Target::Backend(b) => b.health.healthy(),
+            Target::Director(d) => d.healthy(),
+        }
+    }
+}
+
+/// Health by backend name, kept across reloads.
+#[derive(Default)]
+pub struct HealthRegistry {
+    map: DashMap<String, Arc<Health>>,
+}
+
+impl HealthRegistry {
+    /// The health of a backend, made on first use.
+    pub fn get(&self, name: &str) -> Arc<Health> {
+        self.map.entry(name.to_owned()).or_default().clone()
+    }
+}
+
+/// The backends and directors of one config generation.
+pub struct Backends {
+    /// By name.
+    pub targets: HashMap<String, Target>,
+    /// Backends in config order.
+    pub list: Vec<Arc<Backend>>,
+    /// `[server] default_backend`.
+    pub default: String,
+}
+
+impl BackendLookup for Backends {
+    fn healthy(&self, name: &str) -> Option<bool> {
+        self.targets.get(name).map(Target::healthy)
+    }
+}
+
+impl Backends {
+    /// Build backends and directors, and start probes (which stop when this is dropped).
+    pub fn build(cfg: &Config, health: &HealthRegistry, metrics: &Arc<Metrics>) -> Arc<Self> {
+        let mut targets = HashMap::new();
+        let mut list = Vec::new();
+        for b in &cfg.backends {
+            let h = health.get(&b.section.name);
+            if let Some(p) = &b.section.probe {
+                h.configure_probe(p.window, p.threshold, p.initial.unwrap_or(p.threshold.saturating_sub(1)));
+            }
+            let be = Arc::new(Backend::new(b, h));
+            metrics.backend_health(&be.name, be.health.healthy());
+            targets.insert(b.section.name.clone(), Target::Backend(be.clone()));
+            list.push(be);
+        }
+        director::build_all(&cfg.directors, &mut targets);
+        let me = Arc::new(Self {
+            targets,
+            list,
+            default: cfg.default_backend.clone(),
+        });
+        for b in &me.list {
+            if b.cfg.section.probe.is_some() {
+                tokio::spawn(probe_loop(Arc::downgrade(b), metrics.clone()));
+            }
+        }
+        me
+    }
+
+    /// Choose a backend for a request routed to `name` (None: the default),
+    /// skipping backends already tried.
+    pub fn choose(&self, name: Option<&str>, key: &PickKey<'_>, tried: &[Arc<str>]) -> Result<Arc<Backend>, FetchFailure> {
+        let name = name.unwrap_or(&self.default);
+        let fail = |kind, detail: String| FetchFailure {
+            kind,
+            backend: name.to_owned(),
+            attempt: tried.len() as u32 + 1,
+            elapsed: Duration::ZERO,
+            detail,
+        };
+        match self.targets.get(name) {
+            None => Err(fail(FetchKind::NoBackend, format!("unknown backend {name:?}"))),
+            Some(Target::Backend(b)) => Ok(b.clone()),
+            Some(Target::Director(d)) => d
+                .pick(key, tried)
+                .ok_or_else(|| fail(FetchKind::NoBackend, format!("director {name} has no healthy backend"))),
+        }
+    }
+}
+
+async fn probe_loop(backend: Weak<Backend>, metrics: Arc<Metrics>) {
+    let Some(interval) = backend.upgrade().and_then(|b| b.cfg.section.probe.as_ref().map(|p| p.interval)) else {
+        return;
+    };
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(b) = backend.upgrade() else { return };
+        let Some(p) = b.cfg.section.probe.clone() else { return };
+        let req = Request::get(format!("http://{}{}", b.authority, p.path))
+            .header(http::header::USER_AGENT, "lacquer-probe")
+            .body(crate::body::empty())
+            .expect("a probe request is valid");
+        let start = Instant::now();
+        let (ok, detail) = match tokio::time::timeout(p.timeout, b.client.request(req)).await {
+            Err(_) => (false, format!("timeout after {:?}", p.timeout)),
+            Ok(Err(e)) => (false, classify(&e).1),
+            Ok(Ok(r)) => (
+                r.status().as_u16() == p.expected_status,
+                format!("{} in {:?}", r.status().as_u16(), start.elapsed()),
+            ),
+        };
+        if b.health.probe_result(ok, detail.clone()) {
+            let healthy = b.health.healthy();
+            metrics.backend_health(&b.name, healthy);
+            if healthy {
+                tracing::info!(backend = &*b.name, "backend healthy: {detail}");
+            } else {
+                tracing::warn!(backend = &*b.name, "backend sick: {detail}");
+            }
+        }
+    }
+}

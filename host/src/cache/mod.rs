@@ -1,0 +1,467 @@
+//! The cache store: a dashmap from a 128-bit key (host, URL, plugin key inputs)
+//! to a slot holding the variants of that URL and, while one is fetched, the
+//! channel its waiters listen on (request coalescing). Memory is bounded by a
+//! byte budget enforced with CLOCK eviction (an approximation of LRU that
+//! needs no lock on hits).
+
+pub mod body;
+pub mod policy;
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use http::{HeaderMap, StatusCode};
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+use self::body::BodyBuf;
+use crate::backend::FetchFailure;
+use crate::metrics::Metrics;
+
+/// Bytes counted for an object besides its body and headers.
+const OBJECT_OVERHEAD: i64 = 512;
+
+/// A cache key.
+pub type Key = u128;
+
+/// Compute the key of a request.
+pub fn key(host: &str, url: &str, inputs: &[String]) -> Key {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(host.as_bytes());
+    h.update(&[0]);
+    h.update(url.as_bytes());
+    for i in inputs {
+        h.update(&[0]);
+        h.update(i.as_bytes());
+    }
+    h.digest128()
+}
+
+/// A stored response.
+pub struct Object {
+    /// Status.
+    pub status: StatusCode,
+    /// Header fields as stored (hop-by-hop fields removed).
+    pub headers: HeaderMap,
+    /// Body (possibly still filling).
+    pub body: Arc<BodyBuf>,
+    /// When it was stored.
+    pub created: Instant,
+    /// Its age when stored (RFC 9111 corrected initial age).
+    pub initial_age: Duration,
+    /// Freshness remaining when stored.
+    pub ttl: Duration,
+    /// Stale-serving window past `ttl`.
+    pub grace: Duration,
+    /// Kept past grace for revalidation.
+    pub keep: Duration,
+    /// A hit-for-miss marker, not a response.
+    pub hfm: bool,
+    /// Request header values this variant was selected by (`Vary`), normalised.
+    pub vary: Option<policy::VaryKey>,
+    /// Must not be served stale without revalidation.
+    pub must_revalidate: bool,
+    /// Stored but must be revalidated before each use.
+    pub no_cache: bool,
+    /// stale-if-error window past ttl.
+    pub stale_if_error: Duration,
+    /// Times served from cache.
+    pub hits: AtomicU64,
+    referenced: AtomicBool,
+    refreshing: AtomicBool,
+    in_cache: AtomicBool,
+    size: AtomicI64,
+    key: Key,
+}
+
+impl Object {
+    /// Current age.
+    pub fn age(&self) -> Duration {
+        self.initial_age + self.created.elapsed()
+    }
+    /// Time since stored.
+    fn resident(&self) -> Duration {
+        self.created.elapsed()
+    }
+    /// Within its freshness lifetime.
+    pub fn fresh(&self) -> bool {
+        self.resident() < self.ttl
+    }
+    /// Stale but within grace.
+    pub fn in_grace(&self) -> bool {
+        !self.fresh() && !self.must_revalidate && self.resident() < self.ttl + self.grace
+    }
+    /// Within stale-if-error.
+    pub fn usable_on_error(&self) -> bool {
+        !self.must_revalidate && self.resident() < self.ttl + self.grace.max(self.stale_if_error)
+    }
+    /// Past ttl + grace + keep: to be dropped.
+    pub fn dead(&self) -> bool {
+        self.resident() >= self.ttl + self.grace.max(self.stale_if_error) + self.keep
+    }
+    /// Freshness remaining, or how long ago it went stale (negative), in seconds.
+    pub fn remaining(&self) -> f64 {
+        self.ttl.as_secs_f64() - self.resident().as_secs_f64()
+    }
+    fn touch(&self) {
+        if !self.referenced.load(Ordering::Relaxed) {
+            self.referenced.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Everything needed to make an [`Object`].
+pub struct NewObject {
+    /// Status.
+    pub status: StatusCode,
+    /// Headers to store.
+    pub headers: HeaderMap,
+    /// Body.
+    pub body: Arc<BodyBuf>,
+    /// Corrected initial age.
+    pub initial_age: Duration,
+    /// Remaining freshness.
+    pub ttl: Duration,
+    /// Grace.
+    pub grace: Duration,
+    /// Keep.
+    pub keep: Duration,
+    /// Marker only.
+    pub hfm: bool,
+    /// Vary selection.
+    pub vary: Option<policy::VaryKey>,
+    /// must-revalidate / proxy-revalidate / s-maxage.
+    pub must_revalidate: bool,
+    /// no-cache.
+    pub no_cache: bool,
+    /// stale-if-error window.
+    pub stale_if_error: Duration,
+}
+
+/// What became of a coalesced fetch.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// An object was stored: look up again.
+    Stored,
+    /// The response was not cacheable: fetch on your own (no waiting).
+    Uncacheable,
+    /// The fetch failed with this.
+    Failed(FetchFailure),
+}
+
+struct Slot {
+    variants: Vec<Arc<Object>>,
+    busy: Option<watch::Receiver<Option<Outcome>>>,
+}
+
+/// The result of a lookup.
+pub enum Lookup {
+    /// A fresh object.
+    Hit(Arc<Object>),
+    /// A stale object in grace; `refresh` is set when this request should refresh it in the background.
+    Stale {
+        /// The object to serve.
+        obj: Arc<Object>,
+        /// Present when nobody refreshes it yet.
+        refresh: Option<FetchGuard>,
+    },
+    /// Fetch it; waiters wait on the guard. `stale` is an older copy (for revalidation or stale-if-error).
+    Miss {
+        /// Released (waking waiters) when dropped or resolved.
+        guard: FetchGuard,
+        /// An older copy.
+        stale: Option<Arc<Object>>,
+    },
+    /// Another request is fetching it: wait.
+    Wait(watch::Receiver<Option<Outcome>>),
+    /// Known uncacheable: fetch without waiting. `stale` as for Miss.
+    HitForMiss,
+}
+
+/// The right (and duty) to fetch a key: dropping it without `resolve` tells waiters it failed.
+pub struct FetchGuard {
+    cache: Arc<Cache>,
+    key: Key,
+    tx: Option<watch::Sender<Option<Outcome>>>,
+}
+
+impl FetchGuard {
+    /// Tell waiters what happened and release the key.
+    pub fn resolve(mut self, outcome: Outcome) {
+        self.release(outcome);
+    }
+
+    fn release(&mut self, outcome: Outcome) {
+        if let Some(tx) = self.tx.take() {
+            if let Some(mut s) = self.cache.map.get_mut(&self.key)
+                && s.busy.as_ref().is_some_and(|rx| rx.same_channel(&tx.subscribe()))
+            {
+                s.busy = None;
+            }
+            tx.send_replace(Some(outcome));
+        }
+    }
+
+    /// The key this guard holds.
+    pub fn key(&self) -> Key {
+        self.key
+    }
+}
+
+impl Drop for FetchGuard {
+    fn drop(&mut self) {
+        self.release(Outcome::Failed(FetchFailure::abandoned()));
+    }
+}
+
+/// The cache.
+pub struct Cache {
+    map: DashMap<Key, Slot>,
+    bytes: AtomicI64,
+    budget: i64,
+    max_variants: usize,
+    clock: Mutex<VecDeque<Weak<Object>>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Cache {
+    /// An empty cache with a byte budget.
+    pub fn new(budget: u64, max_variants: usize, metrics: Arc<Metrics>) -> Arc<Self> {
+        Arc::new(Self {
+            map: DashMap::new(),
+            bytes: AtomicI64::new(0),
+            budget: budget as i64,
+            max_variants,
+            clock: Mutex::new(VecDeque::new()),
+            metrics,
+        })
+    }
+
+    /// Bytes counted against the budget.
+    pub fn bytes(&self) -> i64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Objects stored.
+    pub fn objects(&self) -> usize {
+        self.map.iter().map(|s| s.variants.len()).sum()
+    }
+
+    /// Find `key` for a request with `req_headers`.
+    pub fn lookup(self: &Arc<Self>, key: Key, req_headers: &HeaderMap) -> Lookup {
+        let mut slot = self.map.entry(key).or_insert_with(|| Slot {
+            variants: Vec::new(),
+            busy: None,
+        });
+        let mut dead = Vec::new();
+        slot.variants.retain(|o| {
+            let keep = !o.dead();
+            if !keep {
+                dead.push(o.clone());
+            }
+            keep
+        });
+        let found = slot
+            .variants
+            .iter()
+            .find(|o| o.vary.as_ref().is_none_or(|v| v.matches(req_headers)))
+            .cloned();
+        let busy = slot.busy.clone();
+        let outcome = match found {
+            Some(o) if o.hfm && o.fresh() => Lookup::HitForMiss,
+            Some(o) if o.fresh() && !o.no_cache && o.body.state() != body::Fill::Failed => {
+                o.touch();
+                o.hits.fetch_add(1, Ordering::Relaxed);
+                Lookup::Hit(o)
+            }
+            found => {
+                let stale = found.filter(|o| !o.hfm);
+                let graceful = stale.as_ref().is_some_and(|o| o.in_grace() && !o.no_cache);
+                match (busy, graceful) {
+                    (Some(_), true) => {
+                        let o = stale.expect("graceful implies an object");
+                        o.hits.fetch_add(1, Ordering::Relaxed);
+                        Lookup::Stale { obj: o, refresh: None }
+                    }
+                    (Some(rx), false) => Lookup::Wait(rx),
+                    (None, g) => {
+                        let (tx, rx) = watch::channel(None);
+                        slot.busy = Some(rx);
+                        let guard = FetchGuard {
+                            cache: self.clone(),
+                            key,
+                            tx: Some(tx),
+                        };
+                        match stale {
+                            Some(o) if g && !o.refreshing.swap(true, Ordering::AcqRel) => {
+                                o.hits.fetch_add(1, Ordering::Relaxed);
+                                Lookup::Stale {
+                                    obj: o,
+                                    refresh: Some(guard),
+                                }
+                            }
+                            stale => Lookup::Miss { guard, stale },
+                        }
+                    }
+                }
+            }
+        };
+        drop(slot);
+        for o in dead {
+            self.forget(&o);
+        }
+        outcome
+    }
+
+    /// Store an object under `key`, replacing the variant it matches.
+    pub fn insert(&self, key: Key, n: NewObject) -> Arc<Object> {
+        let size = OBJECT_OVERHEAD
+            + n.headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 32).sum::<usize>() as i64
+            + n.body.whole().map_or(0, |b| b.len() as i64);
+        let obj = Arc::new(Object {
+            status: n.status,
+            headers: n.headers,
+            body: n.body,
+            created: Instant::now(),
+            initial_age: n.initial_age,
+            ttl: n.ttl,
+            grace: n.grace,
+            keep: n.keep,
+            hfm: n.hfm,
+            vary: n.vary,
+            must_revalidate: n.must_revalidate,
+            no_cache: n.no_cache,
+            stale_if_error: n.stale_if_error,
+            hits: AtomicU64::new(0),
+            referenced: AtomicBool::new(false),
+            refreshing: AtomicBool::new(false),
+            in_cache: AtomicBool::new(true),
+            size: AtomicI64::new(size),
+            key,
+        });
+        let mut removed = Vec::new();
+        {
+            let mut slot = self.map.entry(key).or_insert_with(|| Slot {
+                variants: Vec::new(),
+                busy: None,
+            });
+            slot.variants.retain(|o| {
+                // A real object replaces the hit-for-miss marker and the variant it matches.
+                let same = o.hfm || obj.hfm || o.vary == obj.vary;
+                if same {
+                    removed.push(o.clone());
+                }
+                !same
+            });
+            slot.variants.insert(0, obj.clone());
+            while slot.variants.len() > self.max_variants {
+                if let Some(o) = slot.variants.pop() {
+                    removed.push(o);
+                }
+            }
+        }
+        for o in removed {
+            self.forget(&o);
+        }
+        self.bytes.fetch_add(size, Ordering::Relaxed);
+        self.metrics.cache_objects.inc();
+        self.clock.lock().push_back(Arc::downgrade(&obj));
+        self.publish();
+        self.evict();
+        obj
+    }
+
+    /// Count body bytes that arrived for a stored object.
+    pub fn grow(&self, obj: &Object, delta: usize) {
+        obj.size.fetch_add(delta as i64, Ordering::Relaxed);
+        if obj.in_cache.load(Ordering::Relaxed) {
+            self.bytes.fetch_add(delta as i64, Ordering::Relaxed);
+            self.publish();
+            self.evict();
+        }
+    }
+
+    /// Remove an object (e.g. its fill failed, or it grew too big).
+    pub fn remove(&self, obj: &Arc<Object>) {
+        if let Some(mut s) = self.map.get_mut(&obj.key) {
+            s.variants.retain(|o| !Arc::ptr_eq(o, obj));
+        }
+        self.forget(obj);
+    }
+
+    /// Remove every variant of a key. Returns how many.
+    pub fn purge(&self, key: Key) -> usize {
+        let Some(mut s) = self.map.get_mut(&key) else {
+            return 0;
+        };
+        let gone: Vec<_> = s.variants.drain(..).collect();
+        drop(s);
+        self.map.remove_if(&key, |_, s| s.variants.is_empty() && s.busy.is_none());
+        let n = gone.iter().filter(|o| !o.hfm).count();
+        for o in gone {
+            self.forget(&o);
+        }
+        n
+    }
+
+    /// Account for an object leaving the cache (once).
+    fn forget(&self, o: &Object) {
+        if o.in_cache.swap(false, Ordering::AcqRel) {
+            self.bytes.fetch_sub(o.size.load(Ordering::Relaxed), Ordering::Relaxed);
+            self.metrics.cache_objects.dec();
+            self.publish();
+        }
+    }
+
+    fn publish(&self) {
+        self.metrics.cache_bytes.set(self.bytes.load(Ordering::Relaxed));
+    }
+
+    /// Evict until within budget: CLOCK (second chance for recently used objects).
+    fn evict(&self) {
+        if self.bytes.load(Ordering::Relaxed) <= self.budget {
+            return;
+        }
+        let mut clock = self.clock.lock();
+        let mut budget_steps = clock.len() * 2 + 1;
+        while self.bytes.load(Ordering::Relaxed) > self.budget && budget_steps > 0 {
+            budget_steps -= 1;
+            let Some(w) = clock.pop_front() else { break };
+            let Some(o) = w.upgrade() else { continue };
+            if !o.in_cache.load(Ordering::Relaxed) {
+                continue;
+            }
+            if o.referenced.swap(false, Ordering::Relaxed) {
+                clock.push_back(w);
+                continue;
+            }
+            if let Some(mut s) = self.map.get_mut(&o.key) {
+                s.variants.retain(|x| !Arc::ptr_eq(x, &o));
+            }
+            self.forget(&o);
+            self.metrics.cache_evictions.inc();
+        }
+    }
+
+    /// Drop dead objects and empty slots (called periodically).
+    pub fn sweep(&self) {
+        let mut dead = Vec::new();
+        self.map.retain(|_, s| {
+            s.variants.retain(|o| {
+                let d = o.dead();
+                if d {
+                    dead.push(o.clone());
+                }
+                !d
+            });
+            !(s.variants.is_empty() && s.busy.is_none())
+        });
+        for o in dead {
+            self.forget(&o);
+        }
+        self.clock.lock().retain(|w| w.strong_count() > 0);
+    }
+}

@@ -1,0 +1,5 @@
+//! The `lacquer` command.
+
+fn main() -> std::process::ExitCode {
+    lacquer::cli::main()
+}

@@ -1,0 +1,240 @@
+//! Metrics: every name in one place (they are a contract), Prometheus text on
+//! the admin listener. Hot-path handles are resolved once (an atomic add per
+//! use), never looked up by label per request.
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::plugin::{FaultKind, Hook};
+
+/// `lacquer_requests_total{state}`: client requests by how they were answered.
+pub const REQUESTS: &str = "requests";
+/// `lacquer_request_duration_seconds{state}`: time to response headers.
+pub const REQUEST_DURATION: &str = "request_duration_seconds";
+/// `lacquer_cache_objects`: objects in the cache.
+pub const CACHE_OBJECTS: &str = "cache_objects";
+/// `lacquer_cache_bytes`: bytes counted against `[cache] memory`.
+pub const CACHE_BYTES: &str = "cache_bytes";
+/// `lacquer_cache_evictions_total`: objects evicted to stay within the budget.
+pub const CACHE_EVICTIONS: &str = "cache_evictions";
+/// `lacquer_backend_requests_total{backend,status}`: responses from backends.
+pub const BACKEND_REQUESTS: &str = "backend_requests";
+/// `lacquer_fetch_failures_total{backend,kind}`: failed fetches by cause.
+pub const FETCH_FAILURES: &str = "fetch_failures";
+/// `lacquer_backend_healthy{backend}`: 1 when healthy.
+pub const BACKEND_HEALTHY: &str = "backend_healthy";
+/// `lacquer_plugin_calls_total{plugin,hook}`.
+pub const PLUGIN_CALLS: &str = "plugin_calls";
+/// `lacquer_plugin_faults_total{plugin,hook,kind}`.
+pub const PLUGIN_FAULTS: &str = "plugin_faults";
+/// `lacquer_plugin_duration_seconds{plugin,hook}`.
+pub const PLUGIN_DURATION: &str = "plugin_duration_seconds";
+/// `lacquer_plugin_quarantines_total{plugin}`.
+pub const PLUGIN_QUARANTINES: &str = "plugin_quarantines";
+/// `lacquer_reloads_total{result}`.
+pub const RELOADS: &str = "reloads";
+
+type Labels = Vec<(&'static str, String)>;
+
+/// How a client request was answered (the `state` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Fresh object from cache.
+    Hit = 0,
+    /// Fetched, cacheable.
+    Miss = 1,
+    /// Fetched, cache not used.
+    Pass = 2,
+    /// Stale object served (grace or stale-if-error).
+    Stale = 3,
+    /// Made by a plugin or the host (errors, purge answers).
+    Synth = 4,
+}
+
+impl State {
+    /// Every state, in index order.
+    pub const ALL: [State; 5] = [State::Hit, State::Miss, State::Pass, State::Stale, State::Synth];
+
+    /// Label value, e.g. "hit".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Hit => "hit",
+            State::Miss => "miss",
+            State::Pass => "pass",
+            State::Stale => "stale",
+            State::Synth => "synth",
+        }
+    }
+}
+
+/// All metrics of one server.
+pub struct Metrics {
+    registry: Registry,
+    requests: [Counter; 5],
+    request_duration: [Histogram; 5],
+    /// `lacquer_cache_objects`
+    pub cache_objects: Gauge,
+    /// `lacquer_cache_bytes`
+    pub cache_bytes: Gauge,
+    /// `lacquer_cache_evictions_total`
+    pub cache_evictions: Counter,
+    backend_requests: Family<Labels, Counter>,
+    fetch_failures: Family<Labels, Counter>,
+    backend_healthy: Family<Labels, Gauge>,
+    plugin_calls: Family<Labels, Counter>,
+    plugin_faults: Family<Labels, Counter>,
+    plugin_duration: Family<Labels, Histogram>,
+    plugin_quarantines: Family<Labels, Counter>,
+    reloads: Family<Labels, Counter>,
+}
+
+fn plugin_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(1e-6, 4.0, 11))
+}
+
+fn request_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(1e-5, 4.0, 12))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Register every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("lacquer");
+        let requests_f = Family::<Labels, Counter>::default();
+        let duration_f = Family::<Labels, Histogram>::new_with_constructor(request_histogram as fn() -> Histogram);
+        let requests = State::ALL.map(|s| requests_f.get_or_create(&vec![("state", s.as_str().into())]).clone());
+        let request_duration = State::ALL.map(|s| duration_f.get_or_create(&vec![("state", s.as_str().into())]).clone());
+        registry.register(REQUESTS, "Client requests by how they were answered", requests_f);
+        registry.register(REQUEST_DURATION, "Time from request to response headers", duration_f);
+        let m = Metrics {
+            requests,
+            request_duration,
+            cache_objects: Gauge::default(),
+            cache_bytes: Gauge::default(),
+            cache_evictions: Counter::default(),
+            backend_requests: Family::default(),
+            fetch_failures: Family::default(),
+            backend_healthy: Family::default(),
+            plugin_calls: Family::default(),
+            plugin_faults: Family::default(),
+            plugin_duration: Family::new_with_constructor(plugin_histogram as fn() -> Histogram),
+            plugin_quarantines: Family::default(),
+            reloads: Family::default(),
+            registry,
+        };
+        let mut m = m;
+        let r = &mut m.registry;
+        r.register(CACHE_OBJECTS, "Objects in the cache", m.cache_objects.clone());
+        r.register(CACHE_BYTES, "Bytes counted against the cache memory budget", m.cache_bytes.clone());
+        r.register(CACHE_EVICTIONS, "Objects evicted to stay within the budget", m.cache_evictions.clone());
+        r.register(BACKEND_REQUESTS, "Backend responses by status", m.backend_requests.clone());
+        r.register(FETCH_FAILURES, "Failed fetches by cause", m.fetch_failures.clone());
+        r.register(BACKEND_HEALTHY, "1 when the backend is healthy", m.backend_healthy.clone());
+        r.register(PLUGIN_CALLS, "Plugin hook calls", m.plugin_calls.clone());
+        r.register(PLUGIN_FAULTS, "Plugin faults by kind", m.plugin_faults.clone());
+        r.register(PLUGIN_DURATION, "Plugin hook call time", m.plugin_duration.clone());
+        r.register(PLUGIN_QUARANTINES, "Times a plugin was quarantined", m.plugin_quarantines.clone());
+        r.register(RELOADS, "Configuration reloads by result", m.reloads.clone());
+        m
+    }
+
+    /// Count an answered request.
+    pub fn request(&self, state: State, seconds: f64) {
+        self.requests[state as usize].inc();
+        self.request_duration[state as usize].observe(seconds);
+    }
+
+    /// Count a backend response.
+    pub fn backend_response(&self, backend: &str, status: u16) {
+        self.backend_requests
+            .get_or_create(&vec![("backend", backend.into()), ("status", status.to_string())])
+            .inc();
+    }
+
+    /// Count a failed fetch.
+    pub fn fetch_failure(&self, backend: &str, kind: &str) {
+        self.fetch_failures
+            .get_or_create(&vec![("backend", backend.into()), ("kind", kind.into())])
+            .inc();
+    }
+
+    /// Set a backend's health gauge.
+    pub fn backend_health(&self, backend: &str, healthy: bool) {
+        self.backend_healthy
+            .get_or_create(&vec![("backend", backend.into())])
+            .set(i64::from(healthy));
+    }
+
+    /// Count a reload.
+    pub fn reload(&self, ok: bool) {
+        let result = if ok { "ok" } else { "refused" };
+        self.reloads.get_or_create(&vec![("result", result.into())]).inc();
+    }
+
+    /// Resolve a plugin's handles.
+    pub fn plugin(&self, plugin: &str) -> PluginMetrics {
+        let hooks = Hook::ALL.map(|h| {
+            let l = vec![("plugin", plugin.to_string()), ("hook", h.as_str().to_string())];
+            HookMetrics {
+                calls: self.plugin_calls.get_or_create(&l).clone(),
+                duration: self.plugin_duration.get_or_create(&l).clone(),
+                faults: FaultKind::ALL.map(|k| {
+                    let mut l = l.clone();
+                    l.push(("kind", k.as_str().into()));
+                    self.plugin_faults.get_or_create(&l).clone()
+                }),
+            }
+        });
+        PluginMetrics {
+            hooks,
+            quarantines: self
+                .plugin_quarantines
+                .get_or_create(&vec![("plugin", plugin.to_string())])
+                .clone(),
+        }
+    }
+
+    /// Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// One hook's handles for one plugin.
+#[derive(Clone)]
+pub struct HookMetrics {
+    /// Calls.
+    pub calls: Counter,
+    /// Call time.
+    pub duration: Histogram,
+    /// Faults by kind.
+    pub faults: [Counter; 6],
+}
+
+/// A plugin's handles.
+#[derive(Clone)]
+pub struct PluginMetrics {
+    /// Per hook, by [`Hook`] index.
+    pub hooks: [HookMetrics; 4],
+    /// Quarantines.
+    pub quarantines: Counter,
+}
+
+impl PluginMetrics {
+    /// Count a fault.
+    pub fn fault(&self, hook: Hook, kind: FaultKind) {
+        self.hooks[hook as usize].faults[kind as usize].inc();
+    }
+}

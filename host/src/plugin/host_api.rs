@@ -1,0 +1,298 @@
+//! What the host gives plugins: the request/response handles (resources whose
+//! data stays in the host) and the `host` interface (log, clock, health, kv).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::header::{HeaderName, HeaderValue};
+use http::{HeaderMap, Method, StatusCode, Uri};
+use wasmtime::component::{Resource, ResourceTable};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::lacquer::plugin::{host, types};
+use super::kv::Namespace;
+use super::stdio::LogPipe;
+
+/// Host-side type behind the WIT `request` resource. The handle carries no
+/// data: methods act on the request of the call in progress.
+pub struct RequestHandle;
+/// Host-side type behind the WIT `response` resource.
+pub struct ResponseHandle;
+
+/// Which backends exist and whether they are healthy, for plugins.
+pub trait BackendLookup: Send + Sync {
+    /// `None` for an unknown name.
+    fn healthy(&self, name: &str) -> Option<bool>;
+}
+
+/// The request as the host holds it while plugins look at it.
+#[derive(Debug, Clone)]
+pub struct ReqState {
+    /// Method.
+    pub method: Method,
+    /// Path and query (origin form).
+    pub uri: Uri,
+    /// Header fields (hop-by-hop fields already removed).
+    pub headers: HeaderMap,
+    /// Host without port, lower case.
+    pub host: String,
+    /// Client address.
+    pub client: SocketAddr,
+    /// Request id (hex), also in logs and error pages.
+    pub id: Arc<str>,
+    /// Backend or director chosen by a plugin.
+    pub backend: Option<String>,
+    /// Extra cache-key inputs added by plugins.
+    pub key_inputs: Vec<String>,
+}
+
+impl Default for ReqState {
+    fn default() -> Self {
+        Self {
+            method: Method::GET,
+            uri: Uri::from_static("/"),
+            headers: HeaderMap::new(),
+            host: String::new(),
+            client: SocketAddr::from(([0, 0, 0, 0], 0)),
+            id: Arc::from(""),
+            backend: None,
+            key_inputs: Vec::new(),
+        }
+    }
+}
+
+/// A response's head while plugins look at it.
+#[derive(Debug, Clone, Default)]
+pub struct RespState {
+    /// Status.
+    pub status: StatusCode,
+    /// Header fields.
+    pub headers: HeaderMap,
+}
+
+/// Limits memory growth, and remembers whether it refused some.
+pub struct Limiter {
+    /// Bytes a memory may grow to.
+    pub max_memory: usize,
+    /// Set when a growth was refused (the fault is then "memory").
+    pub denied: bool,
+}
+
+impl wasmtime::ResourceLimiter for Limiter {
+    fn memory_growing(&mut self, _: usize, desired: usize, _: Option<usize>) -> wasmtime::Result<bool> {
+        let ok = desired <= self.max_memory;
+        self.denied |= !ok;
+        Ok(ok)
+    }
+    fn table_growing(&mut self, _: usize, desired: usize, _: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+/// Per-plugin facts shared by all its instances.
+pub struct PluginEnv {
+    /// Plugin name (for log lines).
+    pub name: Arc<str>,
+    /// `[server] debug_headers`.
+    pub debug_headers: bool,
+    /// The plugin's key-value namespace.
+    pub kv: Arc<Namespace>,
+    /// Backend names and health.
+    pub backends: Arc<dyn BackendLookup>,
+}
+
+/// The data of one instance's store.
+pub struct StoreState {
+    pub(crate) wasi: WasiCtx,
+    pub(crate) table: ResourceTable,
+    pub(crate) limiter: Limiter,
+    pub(crate) stdio: LogPipe,
+    pub(crate) env: Arc<PluginEnv>,
+    /// The request of the call in progress.
+    pub(crate) req: ReqState,
+    /// The response of the call in progress, if the hook has one.
+    pub(crate) resp: RespState,
+}
+
+impl WasiView for StoreState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Check a header field a plugin wants to set.
+pub fn header_pair(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), String> {
+    let n = HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("invalid header name {name:?}"))?;
+    let v = HeaderValue::from_str(value).map_err(|_| format!("invalid value for header {name} (control characters such as CR/LF are not allowed)"))?;
+    Ok((n, v))
+}
+
+fn get(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
+fn get_all(headers: &HeaderMap, name: &str) -> Vec<String> {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn names(headers: &HeaderMap) -> Vec<String> {
+    headers.keys().map(|k| k.as_str().to_owned()).collect()
+}
+
+fn set(headers: &mut HeaderMap, name: &str, value: &str, append: bool) -> Result<(), String> {
+    let (n, v) = header_pair(name, value)?;
+    if append {
+        headers.append(n, v);
+    } else {
+        headers.insert(n, v);
+    }
+    Ok(())
+}
+
+fn remove(headers: &mut HeaderMap, name: &str) {
+    if let Ok(n) = HeaderName::from_bytes(name.as_bytes()) {
+        headers.remove(n);
+    }
+}
+
+impl types::Host for StoreState {}
+
+impl types::HostRequest for StoreState {
+    fn method(&mut self, _: Resource<RequestHandle>) -> String {
+        self.req.method.as_str().to_owned()
+    }
+    fn set_method(&mut self, _: Resource<RequestHandle>, method: String) -> Result<(), String> {
+        self.req.method = Method::from_bytes(method.as_bytes()).map_err(|_| format!("invalid method {method:?}"))?;
+        Ok(())
+    }
+    fn url(&mut self, _: Resource<RequestHandle>) -> String {
+        self.req.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned()
+    }
+    fn set_url(&mut self, _: Resource<RequestHandle>, url: String) -> Result<(), String> {
+        if !url.starts_with('/') {
+            return Err(format!("url must start with '/': {url:?}"));
+        }
+        self.req.uri = url.parse().map_err(|e| format!("invalid url {url:?}: {e}"))?;
+        Ok(())
+    }
+    fn host(&mut self, _: Resource<RequestHandle>) -> String {
+        self.req.host.clone()
+    }
+    fn header(&mut self, _: Resource<RequestHandle>, name: String) -> Option<String> {
+        get(&self.req.headers, &name)
+    }
+    fn header_all(&mut self, _: Resource<RequestHandle>, name: String) -> Vec<String> {
+        get_all(&self.req.headers, &name)
+    }
+    fn header_names(&mut self, _: Resource<RequestHandle>) -> Vec<String> {
+        names(&self.req.headers)
+    }
+    fn set_header(&mut self, _: Resource<RequestHandle>, name: String, value: String) -> Result<(), String> {
+        set(&mut self.req.headers, &name, &value, false)
+    }
+    fn append_header(&mut self, _: Resource<RequestHandle>, name: String, value: String) -> Result<(), String> {
+        set(&mut self.req.headers, &name, &value, true)
+    }
+    fn remove_header(&mut self, _: Resource<RequestHandle>, name: String) {
+        remove(&mut self.req.headers, &name)
+    }
+    fn client_addr(&mut self, _: Resource<RequestHandle>) -> String {
+        self.req.client.to_string()
+    }
+    fn id(&mut self, _: Resource<RequestHandle>) -> String {
+        self.req.id.to_string()
+    }
+    fn set_backend(&mut self, _: Resource<RequestHandle>, name: String) -> Result<(), String> {
+        if self.env.backends.healthy(&name).is_none() {
+            return Err(format!("unknown backend or director {name:?}"));
+        }
+        self.req.backend = Some(name);
+        Ok(())
+    }
+    fn backend(&mut self, _: Resource<RequestHandle>) -> Option<String> {
+        self.req.backend.clone()
+    }
+    fn add_cache_key(&mut self, _: Resource<RequestHandle>, data: String) {
+        if self.req.key_inputs.len() < 32 {
+            self.req.key_inputs.push(data);
+        }
+    }
+    fn drop(&mut self, _: Resource<RequestHandle>) -> wasmtime::Result<()> {
+        Ok(())
+    }
+}
+
+impl types::HostResponse for StoreState {
+    fn status(&mut self, _: Resource<ResponseHandle>) -> u16 {
+        self.resp.status.as_u16()
+    }
+    fn set_status(&mut self, _: Resource<ResponseHandle>, status: u16) -> Result<(), String> {
+        self.resp.status = StatusCode::from_u16(status).map_err(|_| format!("invalid status {status}"))?;
+        Ok(())
+    }
+    fn header(&mut self, _: Resource<ResponseHandle>, name: String) -> Option<String> {
+        get(&self.resp.headers, &name)
+    }
+    fn header_all(&mut self, _: Resource<ResponseHandle>, name: String) -> Vec<String> {
+        get_all(&self.resp.headers, &name)
+    }
+    fn header_names(&mut self, _: Resource<ResponseHandle>) -> Vec<String> {
+        names(&self.resp.headers)
+    }
+    fn set_header(&mut self, _: Resource<ResponseHandle>, name: String, value: String) -> Result<(), String> {
+        set(&mut self.resp.headers, &name, &value, false)
+    }
+    fn append_header(&mut self, _: Resource<ResponseHandle>, name: String, value: String) -> Result<(), String> {
+        set(&mut self.resp.headers, &name, &value, true)
+    }
+    fn remove_header(&mut self, _: Resource<ResponseHandle>, name: String) {
+        remove(&mut self.resp.headers, &name)
+    }
+    fn drop(&mut self, _: Resource<ResponseHandle>) -> wasmtime::Result<()> {
+        Ok(())
+    }
+}
+
+impl host::Host for StoreState {
+    fn log(&mut self, level: types::Level, message: String) {
+        let (p, id) = (&*self.env.name, &*self.req.id);
+        match level {
+            types::Level::Trace => tracing::trace!(plugin = p, req = id, "{message}"),
+            types::Level::Debug => tracing::debug!(plugin = p, req = id, "{message}"),
+            types::Level::Info => tracing::info!(plugin = p, req = id, "{message}"),
+            types::Level::Warn => tracing::warn!(plugin = p, req = id, "{message}"),
+            types::Level::Error => tracing::error!(plugin = p, req = id, "{message}"),
+        }
+    }
+    fn debug_headers(&mut self) -> bool {
+        self.env.debug_headers
+    }
+    fn now_ms(&mut self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+    }
+    fn backend_healthy(&mut self, name: String) -> Option<bool> {
+        self.env.backends.healthy(&name)
+    }
+    fn counter_add(&mut self, key: String, delta: i64, ttl_ms: u64) -> i64 {
+        self.env.kv.counter_add(&key, delta, ttl_ms)
+    }
+    fn kv_get(&mut self, key: String) -> Option<Vec<u8>> {
+        self.env.kv.get(&key)
+    }
+    fn kv_set(&mut self, key: String, value: Vec<u8>, ttl_ms: u64) -> Result<(), String> {
+        self.env.kv.set(key, value, ttl_ms)
+    }
+    fn take_token(&mut self, key: String, rate: f64, burst: u32) -> Result<(), u64> {
+        self.env.kv.take_token(&key, rate, burst)
+    }
+}

@@ -1,0 +1,378 @@
+//! The wasmtime side: one engine per process (pooling allocator, epoch
+//! interruption driven by a 1 ms ticker), each component compiled once, and
+//! per plugin a pool of warm instances, each initialised once and reused
+//! until it faults or has served `recycle_after` calls.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use parking_lot::Mutex;
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+use wasmtime_wasi::WasiCtxBuilder;
+
+use super::bindings::{Plugin, PluginPre, types::HookSet};
+use super::host_api::{Limiter, PluginEnv, ReqState, RespState, StoreState};
+use super::stdio::LogPipe;
+use super::{Fault, FaultKind, Hook, PluginError};
+use crate::config::{MAX_PLUGIN_MEMORY, OnError, PluginConfig};
+use crate::metrics::PluginMetrics;
+
+/// Epoch ticker period: deadlines are counted in these.
+const TICK: Duration = Duration::from_millis(1);
+/// Warm instances kept per plugin at most.
+const MAX_IDLE: usize = 64;
+/// The contract version this host speaks (major.minor must match).
+pub const CONTRACT: (u64, u64) = (0, 1);
+
+struct Shared {
+    engine: Engine,
+    linker: Linker<StoreState>,
+    compiled: DashMap<u128, Component>,
+}
+
+fn shared() -> &'static Shared {
+    static SHARED: OnceLock<Shared> = OnceLock::new();
+    SHARED.get_or_init(|| {
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(1000)
+            .total_core_instances(4000)
+            .total_memories(1000)
+            .total_tables(2000)
+            .max_memory_size(MAX_PLUGIN_MEMORY as usize);
+        let mut cfg = wasmtime::Config::new();
+        cfg.wasm_component_model(true)
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&cfg).expect("the plugin engine's fixed settings are valid");
+        let ticker = engine.weak();
+        std::thread::Builder::new()
+            .name("lacquer-epoch".into())
+            .spawn(move || {
+                while let Some(e) = ticker.upgrade() {
+                    e.increment_epoch();
+                    drop(e);
+                    std::thread::sleep(TICK);
+                }
+            })
+            .expect("spawn the epoch ticker");
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).expect("WASI links");
+        Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).expect("host API links");
+        Shared {
+            engine,
+            linker,
+            compiled: DashMap::new(),
+        }
+    })
+}
+
+/// Compile (or fetch the already compiled) component and check its contract version.
+fn compile(name: &str, bytes: &[u8]) -> Result<Component, PluginError> {
+    let sh = shared();
+    let key = xxhash_rust::xxh3::xxh3_128(bytes);
+    if let Some(c) = sh.compiled.get(&key) {
+        return Ok(c.clone());
+    }
+    let c = Component::new(&sh.engine, bytes).map_err(|e| PluginError::Compile {
+        plugin: name.into(),
+        cause: format!("{e:#}"),
+    })?;
+    check_contract(&sh.engine, &c).map_err(|cause| PluginError::Contract {
+        plugin: name.into(),
+        cause,
+    })?;
+    sh.compiled.insert(key, c.clone());
+    Ok(c)
+}
+
+fn check_contract(engine: &Engine, c: &Component) -> Result<(), String> {
+    for (name, _) in c.component_type().exports(engine) {
+        let Some(v) = name.strip_prefix("lacquer:plugin/hooks@") else {
+            continue;
+        };
+        let mut parts = v.split('.').map(|p| p.parse::<u64>().ok());
+        let (major, minor) = (parts.next().flatten(), parts.next().flatten());
+        return if (major, minor) == (Some(CONTRACT.0), Some(CONTRACT.1)) {
+            Ok(())
+        } else {
+            Err(format!(
+                "built against lacquer:plugin@{v}, but this host speaks lacquer:plugin@{}.{}.x; rebuild it with a matching lacquer-plugin-sdk",
+                CONTRACT.0, CONTRACT.1
+            ))
+        };
+    }
+    Err("not a Lacquer plugin: it exports no lacquer:plugin/hooks interface".into())
+}
+
+struct Inst {
+    store: Store<StoreState>,
+    bindings: Plugin,
+    uses: u64,
+}
+
+/// A hook call in progress (see [`LoadedPlugin::begin`]).
+pub struct Call {
+    inst: Inst,
+    start: Instant,
+}
+
+impl Call {
+    /// The instance's exports and store, to make the call with.
+    pub fn parts(&mut self) -> (&Plugin, &mut Store<StoreState>) {
+        (&self.inst.bindings, &mut self.inst.store)
+    }
+}
+
+/// Faults and quarantine state.
+struct Health {
+    faults: Vec<Instant>,
+    backoff: Duration,
+}
+
+/// A plugin ready to run: compiled, linked, initialised once, with its pool.
+pub struct LoadedPlugin {
+    /// Name from the config.
+    pub name: Arc<str>,
+    /// Fault policy.
+    pub on_error: OnError,
+    /// Hooks the plugin implements.
+    pub hooks: HookSet,
+    pre: PluginPre<StoreState>,
+    env: Arc<PluginEnv>,
+    config_json: String,
+    ticks: u64,
+    memory: usize,
+    recycle_after: u64,
+    quarantine_after: usize,
+    quarantine_window: Duration,
+    /// Milliseconds since `born` until which the plugin is quarantined.
+    quarantined_until: AtomicU64,
+    born: Instant,
+    health: Mutex<Health>,
+    pool: Mutex<Vec<Inst>>,
+    metrics: PluginMetrics,
+}
+
+impl LoadedPlugin {
+    /// Compile, link and initialise one instance (proving `init` accepts the config).
+    pub async fn load(
+        cfg: &PluginConfig,
+        bytes: &[u8],
+        env: Arc<PluginEnv>,
+        recycle_after: u64,
+        metrics: PluginMetrics,
+    ) -> Result<LoadedPlugin, PluginError> {
+        let name: Arc<str> = cfg.section.name.as_str().into();
+        let component = compile(&name, bytes)?;
+        let pre = shared()
+            .linker
+            .instantiate_pre(&component)
+            .and_then(PluginPre::new)
+            .map_err(|e| PluginError::Link {
+                plugin: name.to_string(),
+                cause: format!("{e:#}"),
+            })?;
+        let s = &cfg.section;
+        let mut p = LoadedPlugin {
+            name: name.clone(),
+            on_error: s.on_error,
+            hooks: HookSet::empty(),
+            pre,
+            env,
+            config_json: cfg.config_json.clone(),
+            ticks: (s.timeout.as_millis() as u64).div_ceil(TICK.as_millis() as u64).max(1),
+            memory: s.memory.0 as usize,
+            recycle_after: recycle_after.max(1),
+            quarantine_after: s.quarantine_after as usize,
+            quarantine_window: s.quarantine_window,
+            quarantined_until: AtomicU64::new(0),
+            born: Instant::now(),
+            health: Mutex::new(Health {
+                faults: Vec::new(),
+                backoff: s.quarantine_backoff,
+            }),
+            pool: Mutex::new(Vec::new()),
+            metrics,
+        };
+        let mut inst = p.instantiate().await.map_err(|f| PluginError::Init {
+            plugin: name.to_string(),
+            cause: f.message,
+        })?;
+        inst.store.set_epoch_deadline(p.ticks);
+        p.hooks = inst
+            .bindings
+            .lacquer_plugin_hooks()
+            .call_implemented(&mut inst.store)
+            .await
+            .map_err(|e| PluginError::Init {
+                plugin: name.to_string(),
+                cause: format!("implemented(): {e}"),
+            })?;
+        p.pool.lock().push(inst);
+        Ok(p)
+    }
+
+    async fn instantiate(&self) -> Result<Inst, Fault> {
+        let stdio = LogPipe::default();
+        let wasi = WasiCtxBuilder::new()
+            .stdout(stdio.clone())
+            .stderr(stdio.clone())
+            .build();
+        let state = StoreState {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: Limiter {
+                max_memory: self.memory,
+                denied: false,
+            },
+            stdio,
+            env: self.env.clone(),
+            req: ReqState::default(),
+            resp: RespState::default(),
+        };
+        let mut store = Store::new(&shared().engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store.set_epoch_deadline(self.ticks);
+        let init_fault = |kind, message| Fault { kind, message };
+        let bindings = self
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| init_fault(FaultKind::InitFailed, format!("instantiate: {e:#}")))?;
+        let r = bindings
+            .lacquer_plugin_hooks()
+            .call_init(&mut store, &self.config_json)
+            .await;
+        self.log_stdio(&store);
+        match r {
+            Ok(Ok(())) => Ok(Inst {
+                store,
+                bindings,
+                uses: 0,
+            }),
+            Ok(Err(msg)) => Err(init_fault(FaultKind::InitFailed, format!("init: {msg}"))),
+            Err(e) => Err(init_fault(
+                FaultKind::InitFailed,
+                format!("init: {}", classify(&e, &store).message),
+            )),
+        }
+    }
+
+    fn log_stdio(&self, store: &Store<StoreState>) {
+        if let Some(text) = store.data().stdio.drain() {
+            let d = store.data();
+            for line in text.lines() {
+                tracing::info!(plugin = &*self.name, req = &*d.req.id, "plugin output: {line}");
+            }
+        }
+    }
+
+    /// Whether calls are suspended after too many faults.
+    pub fn quarantined(&self) -> bool {
+        let until = self.quarantined_until.load(Ordering::Relaxed);
+        until != 0 && (self.born.elapsed().as_millis() as u64) < until
+    }
+
+    /// Start a hook call: take a warm instance (or make one) and move the
+    /// request (and response) into its store. Finish with [`LoadedPlugin::end`].
+    pub async fn begin(&self, hook: Hook, req: &mut ReqState, resp: Option<&mut RespState>) -> Result<Call, Fault> {
+        self.metrics.hooks[hook as usize].calls.inc();
+        let start = Instant::now();
+        let popped = self.pool.lock().pop();
+        let mut inst = match popped {
+            Some(i) => i,
+            None => self.instantiate().await.inspect_err(|f| self.fault(hook, f))?,
+        };
+        let data = inst.store.data_mut();
+        std::mem::swap(&mut data.req, req);
+        if let Some(r) = resp {
+            std::mem::swap(&mut data.resp, r);
+        }
+        inst.store.set_epoch_deadline(self.ticks);
+        Ok(Call { inst, start })
+    }
+
+    /// Finish a hook call: move the (edited) request and response back, keep
+    /// the instance warm if the call succeeded, or drop it and count the fault.
+    pub fn end<R>(
+        &self,
+        hook: Hook,
+        call: Call,
+        req: &mut ReqState,
+        resp: Option<&mut RespState>,
+        out: wasmtime::Result<R>,
+    ) -> Result<R, Fault> {
+        let Call { mut inst, start } = call;
+        self.log_stdio(&inst.store);
+        let data = inst.store.data_mut();
+        std::mem::swap(&mut data.req, req);
+        if let Some(r) = resp {
+            std::mem::swap(&mut data.resp, r);
+        }
+        self.metrics.hooks[hook as usize]
+            .duration
+            .observe(start.elapsed().as_secs_f64());
+        match out {
+            Ok(v) => {
+                inst.uses += 1;
+                if inst.uses < self.recycle_after {
+                    let mut pool = self.pool.lock();
+                    if pool.len() < MAX_IDLE {
+                        pool.push(inst);
+                    }
+                }
+                Ok(v)
+            }
+            Err(e) => {
+                // A faulted instance is never entered again.
+                let f = classify(&e, &inst.store);
+                self.fault(hook, &f);
+                Err(f)
+            }
+        }
+    }
+
+    /// Count a fault; quarantine the plugin when too many come in the window.
+    pub fn fault(&self, hook: Hook, f: &Fault) {
+        self.metrics.fault(hook, f.kind);
+        tracing::warn!(plugin = &*self.name, hook = hook.as_str(), kind = f.kind.as_str(), "plugin fault: {}", f.message);
+        if self.quarantine_after == 0 || f.kind == FaultKind::Quarantined {
+            return;
+        }
+        let now = Instant::now();
+        let mut h = self.health.lock();
+        h.faults.retain(|t| now.duration_since(*t) < self.quarantine_window);
+        h.faults.push(now);
+        if h.faults.len() >= self.quarantine_after {
+            h.faults.clear();
+            let period = h.backoff;
+            h.backoff = (h.backoff * 2).min(Duration::from_secs(300));
+            let until = (self.born.elapsed() + period).as_millis() as u64;
+            self.quarantined_until.store(until, Ordering::Relaxed);
+            self.metrics.quarantines.inc();
+            tracing::error!(plugin = &*self.name, "plugin quarantined for {period:?} after repeated faults");
+        }
+    }
+}
+
+fn classify(e: &wasmtime::Error, store: &Store<StoreState>) -> Fault {
+    if store.data().limiter.denied {
+        return Fault {
+            kind: FaultKind::Memory,
+            message: format!("memory limit reached: {}", e.root_cause()),
+        };
+    }
+    if let Some(Trap::Interrupt) = e.downcast_ref::<Trap>() {
+        return Fault {
+            kind: FaultKind::Timeout,
+            message: "deadline exceeded".into(),
+        };
+    }
+    Fault {
+        kind: FaultKind::Trap,
+        message: format!("{}", e.root_cause()),
+    }
+}

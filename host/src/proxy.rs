@@ -1,0 +1,316 @@
+//! The request flow: on-recv, then synth / purge / pass / lookup; a lookup
+//! finds a fresh hit, a stale object in grace, or fetches (coalesced); every
+//! response goes through on-deliver. See `fetch.rs` for the backend side.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
+use hyper::body::Incoming;
+
+use crate::backend::FetchFailure;
+use crate::body::{ProxyBody, empty, full};
+use crate::cache::{self, Lookup, Object, Outcome};
+use crate::fetch::Mode;
+use crate::http_util::{VIA, host_of, strip_hop_by_hop};
+use crate::metrics::State;
+use crate::plugin::chain::{CacheState, DeliverInfo, RecvDecision};
+use crate::plugin::{Hook, PluginFailure, ReqState, RespState, Synth};
+use crate::server::{Generation, Shared};
+
+/// How many times a request waits for another's fetch before fetching itself.
+const MAX_WAITS: usize = 4;
+
+/// A response on its way to the client, before on-deliver.
+pub struct Delivery {
+    /// Status.
+    pub status: StatusCode,
+    /// Header fields.
+    pub headers: HeaderMap,
+    /// Body.
+    pub body: ProxyBody,
+    /// Where it came from.
+    pub state: State,
+    /// Hits of the object.
+    pub hits: u64,
+    /// Age in seconds.
+    pub age: u64,
+}
+
+/// One request's context.
+pub struct Cx {
+    /// Server state.
+    pub shared: Arc<Shared>,
+    /// The generation the request started on.
+    pub generation: Arc<Generation>,
+    /// The request as plugins see it.
+    pub rs: ReqState,
+    /// The client's body, until it is sent to a backend.
+    pub body: Option<Incoming>,
+    /// Whether a non-empty body has been sent (the request can't be retried).
+    pub body_sent: bool,
+    /// The fetch failure this request ended with, if any.
+    pub failure: Option<FetchFailure>,
+    /// A background refresh: nothing is delivered.
+    pub background: bool,
+}
+
+/// Serve one client request.
+pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>, peer: SocketAddr) -> Response<ProxyBody> {
+    let start = Instant::now();
+    let generation = shared.generation.load_full();
+    let (parts, body) = req.into_parts();
+    let mut headers = parts.headers;
+    strip_hop_by_hop(&mut headers);
+    let host = host_of(&headers, &parts.uri);
+    if !headers.contains_key(header::HOST)
+        && let Ok(v) = HeaderValue::from_str(&host)
+    {
+        headers.insert(header::HOST, v);
+    }
+    let uri = parts
+        .uri
+        .path_and_query()
+        .map(|pq| Uri::from(pq.clone()))
+        .unwrap_or_else(|| Uri::from_static("/"));
+    let rs = ReqState {
+        method: parts.method,
+        uri,
+        headers,
+        host,
+        client: peer,
+        id: shared.request_id(),
+        backend: None,
+        key_inputs: Vec::new(),
+    };
+    let metrics = shared.metrics.clone();
+    let mut cx = Cx {
+        shared,
+        generation,
+        rs,
+        body: Some(body),
+        body_sent: false,
+        failure: None,
+        background: false,
+    };
+    let (resp, state) = cx.run().await;
+    metrics.request(state, start.elapsed().as_secs_f64());
+    resp
+}
+
+impl Cx {
+    async fn run(&mut self) -> (Response<ProxyBody>, State) {
+        let decision = match self.generation.chain.on_recv(&mut self.rs).await {
+            Ok(d) => d,
+            Err(f) => return self.plugin_failed(f),
+        };
+        let cacheable_method = matches!(self.rs.method, Method::GET | Method::HEAD);
+        match decision {
+            RecvDecision::Synth(s) => self.deliver_synth(s).await,
+            RecvDecision::Purge => {
+                let n = self.shared.cache.purge(self.key());
+                tracing::info!(req = &*self.rs.id, url = %self.rs.uri, "purged {n} objects");
+                let s = Synth {
+                    status: StatusCode::OK,
+                    headers: text_headers(),
+                    body: Bytes::from(format!("purged {n} objects\n")),
+                };
+                self.deliver_synth(s).await
+            }
+            RecvDecision::Lookup | RecvDecision::Default if cacheable_method => self.lookup().await,
+            _ => {
+                let r = self.fetch(Mode::Pass, None).await;
+                self.invalidate_after_unsafe(&r.0);
+                r
+            }
+        }
+    }
+
+    /// The cache key of this request.
+    pub fn key(&self) -> cache::Key {
+        let url = self.rs.uri.path_and_query().map_or("/", |p| p.as_str());
+        cache::key(&self.rs.host, url, &self.rs.key_inputs)
+    }
+
+    async fn lookup(&mut self) -> (Response<ProxyBody>, State) {
+        let key = self.key();
+        for _ in 0..MAX_WAITS {
+            match self.shared.cache.lookup(key, &self.rs.headers) {
+                Lookup::Hit(o) => return self.deliver_object(&o, State::Hit).await,
+                Lookup::Stale { obj, refresh } => {
+                    if let Some(guard) = refresh {
+                        let mut bg = Cx {
+                            shared: self.shared.clone(),
+                            generation: self.generation.clone(),
+                            rs: self.rs.clone(),
+                            body: None,
+                            body_sent: false,
+                            failure: None,
+                            background: true,
+                        };
+                        tokio::spawn(async move {
+                            bg.fetch(Mode::Miss(guard), None).await;
+                        });
+                    }
+                    return self.deliver_object(&obj, State::Stale).await;
+                }
+                Lookup::Wait(mut rx) => {
+                    let outcome = loop {
+                        if let Some(o) = rx.borrow_and_update().clone() {
+                            break o;
+                        }
+                        if rx.changed().await.is_err() {
+                            break Outcome::Failed(FetchFailure::abandoned());
+                        }
+                    };
+                    match outcome {
+                        Outcome::Stored => continue,
+                        Outcome::Uncacheable => return self.fetch(Mode::HitForMiss(key), None).await,
+                        Outcome::Failed(f) => {
+                            return match self.fetch_failed(f, None, None).await {
+                                Some(r) => r,
+                                None => self.default_error().await,
+                            };
+                        }
+                    }
+                }
+                Lookup::HitForMiss => return self.fetch(Mode::HitForMiss(key), None).await,
+                Lookup::Miss { guard, stale } => return self.fetch(Mode::Miss(guard), stale).await,
+            }
+        }
+        self.fetch(Mode::HitForMiss(key), None).await
+    }
+
+    /// RFC 9111 §4.4: a successful unsafe request invalidates the URL.
+    fn invalidate_after_unsafe(&self, resp: &Response<ProxyBody>) {
+        let m = &self.rs.method;
+        let safe = matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE);
+        if !safe && (resp.status().is_success() || resp.status().is_redirection()) {
+            self.shared.cache.purge(self.key());
+        }
+    }
+
+    /// Deliver a cached object.
+    pub async fn deliver_object(&mut self, o: &Arc<Object>, state: State) -> (Response<ProxyBody>, State) {
+        let mut headers = o.headers.clone();
+        let age = o.age().as_secs();
+        headers.insert(header::AGE, HeaderValue::from(age));
+        let body = if self.rs.method == Method::HEAD {
+            empty()
+        } else {
+            o.body.reader()
+        };
+        self.deliver(Delivery {
+            status: o.status,
+            headers,
+            body,
+            state,
+            hits: o.hits.load(std::sync::atomic::Ordering::Relaxed),
+            age,
+        }).await
+    }
+
+    /// Deliver a plugin's (or the host's) synthetic response.
+    pub async fn deliver_synth(&mut self, s: Synth) -> (Response<ProxyBody>, State) {
+        let body = if self.rs.method == Method::HEAD { empty() } else { full(s.body) };
+        self.deliver(Delivery {
+            status: s.status,
+            headers: s.headers,
+            body,
+            state: State::Synth,
+            hits: 0,
+            age: 0,
+        }).await
+    }
+
+    /// Run on-deliver and build the client response.
+    pub async fn deliver(&mut self, d: Delivery) -> (Response<ProxyBody>, State) {
+        let Delivery {
+            status,
+            headers,
+            mut body,
+            state,
+            hits,
+            age,
+        } = d;
+        let mut resp = RespState { status, headers };
+        let chain = &self.generation.chain;
+        if !self.background && chain.implements(Hook::Deliver) {
+            let info = DeliverInfo {
+                state: match state {
+                    State::Hit => CacheState::Hit,
+                    State::Miss => CacheState::Miss,
+                    State::Pass => CacheState::Pass,
+                    State::Stale => CacheState::Stale,
+                    State::Synth => CacheState::Synth,
+                },
+                hits,
+                age_s: age,
+                debug: self.generation.config.debug_headers,
+            };
+            match chain.on_deliver(&mut self.rs, &mut resp, info).await {
+                Ok(None) => {}
+                Ok(Some(s)) => {
+                    resp = RespState {
+                        status: s.status,
+                        headers: s.headers,
+                    };
+                    body = if self.rs.method == Method::HEAD { empty() } else { full(s.body) };
+                }
+                Err(f) => return self.plugin_failed(f),
+            }
+        }
+        resp.headers.append(header::VIA, VIA);
+        if self.generation.config.debug_headers
+            && let Some(f) = &self.failure
+            && let Ok(v) = HeaderValue::from_str(&format!("{} backend={}", f.kind.as_str(), f.backend))
+        {
+            resp.headers.insert("x-lacquer-error", v);
+        }
+        let mut r = Response::new(body);
+        *r.status_mut() = resp.status;
+        *r.headers_mut() = resp.headers;
+        (r, state)
+    }
+
+    /// A fail-closed plugin fault: 500 naming the plugin. on-deliver does not run.
+    pub fn plugin_failed(&mut self, f: PluginFailure) -> (Response<ProxyBody>, State) {
+        tracing::error!(
+            req = &*self.rs.id,
+            plugin = &*f.plugin,
+            hook = f.hook.as_str(),
+            kind = f.fault.kind.as_str(),
+            "plugin failed, answering 500: {}",
+            f.fault.message
+        );
+        let mut headers = text_headers();
+        if self.generation.config.debug_headers
+            && let Ok(v) = HeaderValue::from_str(&format!("plugin-{} plugin={}", f.fault.kind.as_str(), f.plugin))
+        {
+            headers.insert("x-lacquer-error", v);
+        }
+        headers.insert(header::VIA, VIA);
+        let body = format!(
+            "500 Internal Server Error\nplugin {} failed in {} ({})\nrequest id: {}\n",
+            f.plugin,
+            f.hook.as_str(),
+            f.fault.kind.as_str(),
+            self.rs.id
+        );
+        let mut r = Response::new(if self.rs.method == Method::HEAD { empty() } else { full(body) });
+        *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+        *r.headers_mut() = headers;
+        (r, State::Synth)
+    }
+}
+
+/// `Content-Type: text/plain` and `Cache-Control: no-store`.
+pub fn text_headers() -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h
+}

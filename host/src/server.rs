@@ -1,0 +1,408 @@
+//! The server: listeners, the current config generation (swapped atomically
+//! on reload), and the state that outlives generations (cache, health, plugin
+//! key-value store, metrics).
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use parking_lot::Mutex;
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::backend::{Backends, FetchFailure, HealthRegistry};
+use crate::cache::Cache;
+use crate::config::{Config, ConfigError, PluginSource};
+use crate::metrics::Metrics;
+use crate::plugin::host_api::PluginEnv;
+use crate::plugin::kv::KvStore;
+use crate::plugin::runtime::LoadedPlugin;
+use crate::plugin::{Chain, PluginError, builtin_bytes};
+
+/// Recent fetch failures kept for `GET /fetch-errors`.
+const RECENT_ERRORS: usize = 200;
+
+/// Where the config comes from, with command-line overrides, so reloads re-read it the same way.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigSource {
+    /// The file; none means the embedded default.
+    pub path: Option<PathBuf>,
+    /// `--listen`.
+    pub listen: Option<String>,
+    /// `--backend`: replaces the backends with one named "default".
+    pub backend: Option<String>,
+}
+
+impl ConfigSource {
+    /// Read and check the config.
+    pub fn load(&self) -> Result<Config, ConfigError> {
+        let (text, file, base) = match &self.path {
+            Some(p) => (
+                std::fs::read_to_string(p).map_err(|e| ConfigError::Parse {
+                    file: p.display().to_string(),
+                    cause: format!("cannot read: {e}"),
+                })?,
+                p.display().to_string(),
+                p.parent().map(|b| b.to_path_buf()),
+            ),
+            None => (crate::config::EMBEDDED_DEFAULT.to_string(), "embedded default".to_string(), None),
+        };
+        let mut fc = crate::config::FileConfig::parse(&text, &file)?;
+        if let Some(l) = &self.listen {
+            fc.server.listen = l.clone();
+        }
+        if let Some(b) = &self.backend {
+            let mut first = fc.backends.first().cloned().unwrap_or_else(|| crate::config::BackendSection::new("default", ""));
+            first.name = "default".into();
+            first.url = b.clone();
+            fc.backends = vec![first];
+            fc.directors.clear();
+            fc.server.default_backend = Some("default".into());
+        }
+        fc.check(&file, base.as_deref())
+    }
+}
+
+/// Errors starting or reloading.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Bad config.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A plugin failed to load.
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {cause}")]
+    Bind {
+        /// Address.
+        addr: SocketAddr,
+        /// OS error.
+        cause: std::io::Error,
+    },
+}
+
+/// One config generation: in-flight requests keep the one they started with.
+pub struct Generation {
+    /// Number, from 1.
+    pub number: u64,
+    /// The config.
+    pub config: Arc<Config>,
+    /// Plugins.
+    pub chain: Chain,
+    /// Backends and directors.
+    pub backends: Arc<Backends>,
+}
+
+/// A recorded fetch failure.
+#[derive(Debug, Clone, Serialize)]
+pub struct FailureRecord {
+    /// Seconds since the Unix epoch.
+    pub at: u64,
+    /// Request id.
+    pub request_id: String,
+    /// Method and URL.
+    pub request: String,
+    /// Backend.
+    pub backend: String,
+    /// Kind.
+    pub kind: &'static str,
+    /// Attempt.
+    pub attempt: u32,
+    /// Milliseconds spent.
+    pub elapsed_ms: u64,
+    /// Detail.
+    pub detail: String,
+}
+
+/// State shared by every request.
+pub struct Shared {
+    /// The current generation.
+    pub generation: ArcSwap<Generation>,
+    /// The cache (survives reloads).
+    pub cache: Arc<Cache>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Backend health by name (survives reloads).
+    pub health: HealthRegistry,
+    /// Plugin state (survives reloads).
+    pub kv: KvStore,
+    /// Where the config comes from.
+    pub source: ConfigSource,
+    /// Recent fetch failures.
+    pub recent: Mutex<VecDeque<FailureRecord>>,
+    next_id: AtomicU64,
+    reload_lock: tokio::sync::Mutex<()>,
+    /// When the server started.
+    pub started: Instant,
+}
+
+impl Shared {
+    /// State for a config, with an empty generation 0 (call [`Shared::build`] to fill it).
+    pub fn new(source: ConfigSource, config: &Config) -> Arc<Shared> {
+        let metrics = Arc::new(Metrics::new());
+        let cache = Cache::new(config.cache.memory.0, config.cache.max_variants, metrics.clone());
+        Arc::new(Shared {
+            generation: ArcSwap::from_pointee(Generation {
+                number: 0,
+                config: Arc::new(config.clone()),
+                chain: Chain::new(Vec::new()),
+                backends: Arc::new(Backends {
+                    targets: Default::default(),
+                    list: Vec::new(),
+                    default: String::new(),
+                }),
+            }),
+            cache,
+            metrics,
+            health: HealthRegistry::default(),
+            kv: KvStore::default(),
+            source,
+            recent: Mutex::new(VecDeque::new()),
+            next_id: AtomicU64::new(1),
+            reload_lock: tokio::sync::Mutex::new(()),
+            started: Instant::now(),
+        })
+    }
+
+    /// A new request id.
+    pub fn request_id(&self) -> Arc<str> {
+        let n = self.next_id.fetch_add(1, Ordering::Relaxed);
+        format!("{:x}-{n:x}", self.started.elapsed().as_secs() ^ 0x1acc).into()
+    }
+
+    /// Record a fetch failure for `/fetch-errors`.
+    pub fn record_failure(&self, request_id: &str, request: String, f: &FetchFailure) {
+        let mut r = self.recent.lock();
+        if r.len() == RECENT_ERRORS {
+            r.pop_front();
+        }
+        r.push_back(FailureRecord {
+            at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            request_id: request_id.into(),
+            request,
+            backend: f.backend.clone(),
+            kind: f.kind.as_str(),
+            attempt: f.attempt,
+            elapsed_ms: f.elapsed.as_millis() as u64,
+            detail: f.detail.clone(),
+        });
+    }
+
+    /// Build a generation from a config: backends, then every plugin loaded and initialised.
+    pub async fn build(&self, config: Config, number: u64) -> Result<Generation, ServeError> {
+        let backends = Backends::build(&config, &self.health, &self.metrics);
+        let mut plugins = Vec::new();
+        for p in &config.plugins {
+            let name = p.section.name.clone();
+            let bytes: std::borrow::Cow<'static, [u8]> = match &p.source {
+                PluginSource::Builtin(b) => builtin_bytes(b).expect("checked: builtin exists").into(),
+                PluginSource::Path(path) => std::fs::read(path)
+                    .map_err(|cause| PluginError::Read {
+                        plugin: name.clone(),
+                        path: path.display().to_string(),
+                        cause,
+                    })?
+                    .into(),
+            };
+            let env = Arc::new(PluginEnv {
+                name: name.as_str().into(),
+                debug_headers: config.debug_headers,
+                kv: self.kv.namespace(&name),
+                backends: backends.clone(),
+            });
+            let loaded = LoadedPlugin::load(p, &bytes, env, config.runtime.recycle_after, self.metrics.plugin(&name)).await?;
+            plugins.push(Arc::new(loaded));
+        }
+        Ok(Generation {
+            number,
+            config: Arc::new(config),
+            chain: Chain::new(plugins),
+            backends,
+        })
+    }
+
+    /// Re-read the config and plugins; swap only if everything loads.
+    pub async fn reload(self: &Arc<Self>) -> Result<u64, ServeError> {
+        let _one_at_a_time = self.reload_lock.lock().await;
+        let start = Instant::now();
+        let me = self.clone();
+        let built = tokio::task::spawn_blocking(move || {
+            let cfg = me.source.load()?;
+            let n = me.generation.load().number + 1;
+            // Compiling is CPU work: keep it off the async workers.
+            tokio::runtime::Handle::current().block_on(me.build(cfg, n))
+        })
+        .await
+        .expect("reload task does not panic");
+        match built {
+            Ok(g) => {
+                let n = g.number;
+                let old = self.generation.load();
+                if old.config.listen != g.config.listen || old.config.admin_listen != g.config.admin_listen {
+                    tracing::warn!("listen addresses changed: they take effect on restart");
+                }
+                self.generation.store(Arc::new(g));
+                self.metrics.reload(true);
+                tracing::info!(generation = n, "reloaded in {:?}", start.elapsed());
+                Ok(n)
+            }
+            Err(e) => {
+                self.metrics.reload(false);
+                tracing::error!("reload refused, keeping the current config: {e}");
+                Err(e)
+            }
+        }
+    }
+}
+
+/// A running Lacquer.
+pub struct Server {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Server {
+    /// Load the config and plugins, bind the listeners and start serving.
+    pub async fn start(source: ConfigSource) -> Result<Server, ServeError> {
+        let config = source.load()?;
+        let (listen, admin_listen) = (config.listen, config.admin_listen);
+        let shared = Shared::new(source, &config);
+        let me = shared.clone();
+        let g = tokio::task::spawn_blocking(move || tokio::runtime::Handle::current().block_on(me.build(config, 1)))
+            .await
+            .expect("load task does not panic")?;
+        shared.generation.store(Arc::new(g));
+
+        let bind = |addr: SocketAddr| async move {
+            TcpListener::bind(addr).await.map_err(|cause| ServeError::Bind { addr, cause })
+        };
+        let listener = bind(listen).await?;
+        let addr = listener.local_addr().map_err(|cause| ServeError::Bind { addr: listen, cause })?;
+        let (stop, stop_rx) = watch::channel(false);
+        let mut tasks = vec![tokio::spawn(serve(listener, shared.clone(), stop_rx.clone(), false))];
+        let admin_addr = match admin_listen {
+            Some(a) => {
+                let l = bind(a).await?;
+                let local = l.local_addr().map_err(|cause| ServeError::Bind { addr: a, cause })?;
+                tasks.push(tokio::spawn(serve(l, shared.clone(), stop_rx.clone(), true)));
+                Some(local)
+            }
+            None => None,
+        };
+        let sweeper = Arc::downgrade(&shared);
+        let mut sweep_stop = stop_rx;
+        tasks.push(tokio::spawn(async move {
+            let mut t = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tokio::select! {
+                    _ = t.tick() => {}
+                    _ = sweep_stop.changed() => return,
+                }
+                match sweeper.upgrade() {
+                    Some(s) => s.cache.sweep(),
+                    None => return,
+                }
+            }
+        }));
+        tracing::info!(%addr, admin = ?admin_addr, "lacquer serving");
+        Ok(Server {
+            shared,
+            addr,
+            admin_addr,
+            stop,
+            tasks,
+        })
+    }
+
+    /// The client listener's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The admin listener's address.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
+    /// Shared state (for embedding and tests).
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Reload the config (as SIGHUP does).
+    pub async fn reload(&self) -> Result<u64, ServeError> {
+        self.shared.reload().await
+    }
+
+    /// Stop accepting, let in-flight requests finish (up to the drain timeout).
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        let drain = self.shared.generation.load().config.drain_timeout;
+        for t in self.tasks.drain(..) {
+            let _ = tokio::time::timeout(drain, t).await;
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>, admin: bool) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let builder = auto::Builder::new(TokioExecutor::new());
+    loop {
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+            _ = stop.changed() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        let svc = service_fn(move |req| {
+            let shared = shared.clone();
+            async move {
+                let resp = if admin {
+                    crate::admin::handle(shared, req).await
+                } else {
+                    crate::proxy::handle(shared, req, peer).await
+                };
+                Ok::<_, std::convert::Infallible>(resp)
+            }
+        });
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!("connection from {peer}: {e}");
+            }
+        });
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
+}

@@ -1,0 +1,77 @@
+//! Services the host offers to plugins.
+//!
+//! On wasm each function calls the host. Off wasm they work on thread-local,
+//! in-memory state that tests drive through [`testing`](crate::testing)
+//! (each test thread starts from a clean slate).
+
+use std::time::Duration;
+
+use crate::types::{Level, millis};
+
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) mod memory;
+#[cfg(not(target_arch = "wasm32"))]
+use memory as imp;
+
+#[cfg(target_arch = "wasm32")]
+mod imp {
+    pub(super) use crate::wit::lacquer::plugin::host::*;
+    use crate::wit::lacquer::plugin::types::Level as WitLevel;
+
+    pub(super) fn to_wit(level: crate::Level) -> WitLevel {
+        match level {
+            crate::Level::Trace => WitLevel::Trace,
+            crate::Level::Debug => WitLevel::Debug,
+            crate::Level::Info => WitLevel::Info,
+            crate::Level::Warn => WitLevel::Warn,
+            crate::Level::Error => WitLevel::Error,
+        }
+    }
+}
+
+/// Writes a log line, tagged by the host with the plugin name and request id.
+pub fn log(level: Level, message: &str) {
+    #[cfg(target_arch = "wasm32")]
+    let level = imp::to_wit(level);
+    imp::log(level, message)
+}
+
+/// Whether debug headers are on (`[server] debug_headers`): plugins may then
+/// show causes and timings to clients.
+pub fn debug_headers() -> bool {
+    imp::debug_headers()
+}
+
+/// Wall-clock time, in milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    imp::now_ms()
+}
+
+/// Whether a backend or director is healthy; `None` for an unknown name.
+pub fn backend_healthy(name: &str) -> Option<bool> {
+    imp::backend_healthy(name)
+}
+
+/// Adds `delta` to a counter in this plugin's namespace and returns the new
+/// value. A counter that is not touched for `ttl` disappears (starts again at 0).
+pub fn counter_add(key: &str, delta: i64, ttl: Duration) -> i64 {
+    imp::counter_add(key, delta, millis(ttl))
+}
+
+/// Reads a value from this plugin's key-value namespace.
+pub fn kv_get(key: &str) -> Option<Vec<u8>> {
+    imp::kv_get(key)
+}
+
+/// Stores a value for `ttl` in this plugin's key-value namespace. Fails when
+/// the namespace is full.
+pub fn kv_set(key: &str, value: &[u8], ttl: Duration) -> Result<(), String> {
+    imp::kv_set(key, value, millis(ttl))
+}
+
+/// Token bucket: takes one token from bucket `key`, which refills at `rate`
+/// tokens per second up to `burst` (a new bucket starts full). `Ok` if a token
+/// was taken; otherwise `Err` with the time until one will be available.
+pub fn take_token(key: &str, rate: f64, burst: u32) -> Result<(), Duration> {
+    imp::take_token(key, rate, burst).map_err(Duration::from_millis)
+}

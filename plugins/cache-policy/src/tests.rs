@@ -1,0 +1,186 @@
+use std::time::Duration;
+
+use lacquer_plugin_sdk::{
+    BackendResponseAction, CacheState, DeliverInfo, Plugin, Proposal, RecvAction, Request,
+    Response, Storage, instantiate,
+};
+
+use super::CachePolicy;
+
+fn plugin(config: &str) -> CachePolicy {
+    instantiate(config).unwrap()
+}
+
+fn recv(plugin: &CachePolicy, req: &Request<'_>) -> RecvAction {
+    plugin.on_recv(req)
+}
+
+#[test]
+fn purge_only_from_allowed_addresses() {
+    let p = plugin("{}");
+    let purge = |addr: &str| {
+        recv(
+            &p,
+            &Request::builder().method("PURGE").client_addr(addr).build(),
+        )
+    };
+    assert_eq!(purge("127.0.0.1:4000"), RecvAction::Purge);
+    assert_eq!(purge("[::1]:4000"), RecvAction::Purge);
+    let RecvAction::Synth(denied) = purge("192.0.2.1:4000") else {
+        panic!("expected a synth")
+    };
+    assert_eq!(denied.status, 405);
+
+    let p = plugin(r#"{"purge_allow": ["10.0.0.0/8", "2001:db8::/32"]}"#);
+    let purge = |addr: &str| {
+        recv(
+            &p,
+            &Request::builder().method("PURGE").client_addr(addr).build(),
+        )
+    };
+    assert_eq!(purge("10.1.2.3:1"), RecvAction::Purge);
+    assert_eq!(purge("[2001:db8::7]:1"), RecvAction::Purge);
+    assert!(matches!(purge("11.0.0.1:1"), RecvAction::Synth(_)));
+    assert!(matches!(purge("127.0.0.1:1"), RecvAction::Synth(_)));
+}
+
+#[test]
+fn bad_purge_allow_names_the_entry() {
+    let err = instantiate::<CachePolicy>(r#"{"purge_allow": ["127.0.0.1", "10.0.0.0/33"]}"#)
+        .err()
+        .unwrap();
+    assert!(err.starts_with("purge_allow[1]: \"10.0.0.0/33\""), "{err}");
+    assert!(instantiate::<CachePolicy>(r#"{"purge_alow": []}"#).is_err());
+    assert!(instantiate::<CachePolicy>(r#"{"ignore_cookies": ["*"]}"#).is_err());
+}
+
+#[test]
+fn unsafe_methods_and_authorization_pass() {
+    let p = plugin("{}");
+    for method in ["POST", "PUT", "DELETE", "OPTIONS", "get"] {
+        assert_eq!(
+            recv(&p, &Request::builder().method(method).build()),
+            RecvAction::Pass,
+            "{method}"
+        );
+    }
+    assert_eq!(
+        recv(&p, &Request::builder().method("HEAD").build()),
+        RecvAction::Continue
+    );
+    let auth = Request::builder()
+        .header("authorization", "Bearer x")
+        .build();
+    assert_eq!(recv(&p, &auth), RecvAction::Pass);
+}
+
+#[test]
+fn cookies_pass_unless_all_are_ignored() {
+    let p = plugin("{}");
+    let req = Request::builder().header("cookie", "session=1").build();
+    assert_eq!(recv(&p, &req), RecvAction::Pass);
+    assert_eq!(req.header("cookie").as_deref(), Some("session=1"));
+
+    let p = plugin(r#"{"ignore_cookies": ["_ga*", "consent"]}"#);
+    let req = Request::builder()
+        .header("cookie", "_ga=1; _gat_x=2;consent=yes")
+        .build();
+    assert_eq!(recv(&p, &req), RecvAction::Continue);
+    assert_eq!(req.header("cookie"), None);
+
+    let req = Request::builder()
+        .header("cookie", "_ga=1; session=abc")
+        .header("cookie", "consentx=1")
+        .build();
+    assert_eq!(recv(&p, &req), RecvAction::Pass);
+    assert_eq!(req.header_all("cookie"), ["session=abc; consentx=1"]);
+
+    let req = Request::builder().header("cookie", " ; ").build();
+    assert_eq!(recv(&p, &req), RecvAction::Continue);
+    assert_eq!(req.header("cookie"), None);
+}
+
+fn proposal() -> Proposal {
+    Proposal {
+        storage: Storage::Cache,
+        ttl: Duration::from_secs(60),
+        grace: Duration::from_secs(10),
+        keep: Duration::from_secs(5),
+        reason: "max-age=60".into(),
+    }
+}
+
+fn backend_response(p: &CachePolicy, headers: &[(&str, &str)]) -> BackendResponseAction {
+    let mut builder = Response::builder();
+    for (name, value) in headers {
+        builder = builder.header(name, value);
+    }
+    p.on_backend_response(&Request::builder().build(), &builder.build(), proposal())
+}
+
+#[test]
+fn uncacheable_responses_become_hit_for_miss() {
+    let p = plugin(r#"{"hit_for_miss_ttl": "30s"}"#);
+    for headers in [
+        &[("set-cookie", "a=1")][..],
+        &[
+            ("cache-control", "public, max-age=60"),
+            ("cache-control", "Private"),
+        ],
+        &[("cache-control", "no-store")],
+        &[("cache-control", "private=\"set-cookie\"")],
+        &[("vary", "accept-encoding, *")],
+    ] {
+        let BackendResponseAction::Continue(got) = backend_response(&p, headers) else {
+            panic!("expected continue for {headers:?}");
+        };
+        assert_eq!(got.storage, Storage::HitForMiss, "{headers:?}");
+        assert_eq!(got.ttl, Duration::from_secs(30));
+        assert_eq!(got.grace, Duration::ZERO);
+        assert!(got.reason.starts_with("hit-for-miss"));
+    }
+}
+
+#[test]
+fn cacheable_responses_keep_the_proposal() {
+    let p = plugin("{}");
+    for headers in [
+        &[][..],
+        &[("cache-control", "public, max-age=60, no-cache")],
+        &[("vary", "accept-encoding")],
+    ] {
+        assert_eq!(
+            backend_response(&p, headers),
+            BackendResponseAction::Continue(proposal())
+        );
+    }
+}
+
+#[test]
+fn hit_for_miss_ttl_defaults_to_two_minutes() {
+    let BackendResponseAction::Continue(got) =
+        backend_response(&plugin(""), &[("set-cookie", "a")])
+    else {
+        panic!("expected continue");
+    };
+    assert_eq!(got.ttl, Duration::from_secs(120));
+}
+
+#[test]
+fn x_cache_reflects_the_state() {
+    let req = Request::builder().build();
+    for (state, value) in [
+        (CacheState::Hit, "HIT"),
+        (CacheState::Miss, "MISS"),
+        (CacheState::Pass, "PASS"),
+        (CacheState::Stale, "STALE"),
+        (CacheState::Synth, "SYNTH"),
+    ] {
+        let resp = Response::builder().build();
+        plugin("{}").on_deliver(&req, &resp, &DeliverInfo::new(state));
+        assert_eq!(resp.header("x-cache").as_deref(), Some(value));
+    }
+    let resp = Response::builder().build();
+    plugin(r#"{"x_cache": false}"#).on_deliver(&req, &resp, &DeliverInfo::new(CacheState::Hit));
+    assert_eq!(resp.header("x-cache"), None);
+}

@@ -1,0 +1,332 @@
+//! Test harness: a real Lacquer host and real origin servers on `127.0.0.1:0`,
+//! talking real HTTP. Everything shuts down when its guard is dropped.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+
+/// Paths of the test guest plugins and the example plugin, built by `build.rs`.
+pub mod guests {
+    include!(concat!(env!("OUT_DIR"), "/guests.rs"));
+}
+
+/// What the origin sees of a request.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    /// Method.
+    pub method: Method,
+    /// Path and query.
+    pub uri: String,
+    /// Headers.
+    pub headers: HeaderMap,
+}
+
+/// How the origin answers.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// Status.
+    pub status: u16,
+    /// Headers.
+    pub headers: Vec<(String, String)>,
+    /// Body chunks (sent one frame each).
+    pub chunks: Vec<Bytes>,
+    /// Wait this long before the response headers.
+    pub delay: Duration,
+    /// Wait this long between chunks.
+    pub chunk_delay: Duration,
+    /// Close the connection without answering.
+    pub reset: bool,
+}
+
+impl Reply {
+    /// 200 with a body.
+    pub fn ok(body: &str) -> Self {
+        Self::status(200, body)
+    }
+    /// A status with a body.
+    pub fn status(status: u16, body: &str) -> Self {
+        Self {
+            status,
+            headers: Vec::new(),
+            chunks: vec![Bytes::copy_from_slice(body.as_bytes())],
+            delay: Duration::ZERO,
+            chunk_delay: Duration::ZERO,
+            reset: false,
+        }
+    }
+    /// Add a header.
+    pub fn header(mut self, k: &str, v: &str) -> Self {
+        self.headers.push((k.into(), v.into()));
+        self
+    }
+}
+
+type Handler = Arc<dyn Fn(&Seen) -> Reply + Send + Sync>;
+
+/// A real HTTP origin on 127.0.0.1:0 that counts requests.
+pub struct Origin {
+    /// Address.
+    pub addr: SocketAddr,
+    hits: Arc<AtomicUsize>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Origin {
+    /// Start an origin answering with `f`.
+    pub async fn start(f: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> Origin {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind origin");
+        let addr = listener.local_addr().expect("origin addr");
+        let hits = Arc::new(AtomicUsize::new(0));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let handler: Handler = Arc::new(f);
+        let (h, s) = (hits.clone(), seen.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                let (handler, hits, seen) = (handler.clone(), h.clone(), s.clone());
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                        let (handler, hits, seen) = (handler.clone(), hits.clone(), seen.clone());
+                        async move {
+                            let (parts, body) = req.into_parts();
+                            let _ = body.collect().await;
+                            let s = Seen {
+                                method: parts.method,
+                                uri: parts.uri.to_string(),
+                                headers: parts.headers,
+                            };
+                            hits.fetch_add(1, Ordering::SeqCst);
+                            seen.lock().unwrap().push(s.clone());
+                            let reply = handler(&s);
+                            if reply.reset {
+                                return Err("reset on purpose");
+                            }
+                            tokio::time::sleep(reply.delay).await;
+                            let delay = reply.chunk_delay;
+                            let frames = futures_stream(reply.chunks, delay);
+                            let mut r = Response::new(StreamBody::new(frames));
+                            *r.status_mut() = StatusCode::from_u16(reply.status).unwrap();
+                            for (k, v) in &reply.headers {
+                                r.headers_mut().append(
+                                    http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                                    http::HeaderValue::from_str(v).unwrap(),
+                                );
+                            }
+                            Ok::<_, &'static str>(r)
+                        }
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        Origin { addr, hits, seen, task }
+    }
+
+    /// Requests served so far.
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+
+    /// Requests seen so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// `http://addr`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for Origin {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+type ChunkStream = std::pin::Pin<Box<dyn futures_core::Stream<Item = Result<Frame<Bytes>, Infallible>> + Send>>;
+
+fn futures_stream(chunks: Vec<Bytes>, delay: Duration) -> ChunkStream {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        for (i, c) in chunks.into_iter().enumerate() {
+            if i > 0 {
+                tokio::time::sleep(delay).await;
+            }
+            if tx.send(Ok(Frame::data(c))).await.is_err() {
+                return;
+            }
+        }
+    });
+    Box::pin(tokio_stream_from(rx))
+}
+
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::Receiver<Result<Frame<Bytes>, Infallible>>,
+) -> impl futures_core::Stream<Item = Result<Frame<Bytes>, Infallible>> {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// An address nothing listens on (connections are refused).
+pub async fn dead_addr() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    l.local_addr().unwrap()
+}
+
+/// A response as the client got it.
+#[derive(Debug)]
+pub struct Got {
+    /// Status.
+    pub status: u16,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Body.
+    pub body: Bytes,
+}
+
+impl Got {
+    /// A header as text ("" if absent).
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+    }
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// A running Lacquer with its config written to a temp dir.
+pub struct Lacquer {
+    /// The server.
+    pub server: lacquer::Server,
+    client: hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    /// Directory holding the config file.
+    pub dir: std::path::PathBuf,
+}
+
+static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+
+struct LogWriter;
+impl std::io::Write for LogWriter {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        if let Some(l) = LOGS.get() {
+            l.lock().unwrap().extend_from_slice(b);
+        }
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Capture the host's log lines (once per test binary).
+pub fn capture_logs() {
+    LOGS.get_or_init(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("info")
+            .with_ansi(false)
+            .with_writer(|| LogWriter)
+            .try_init();
+        Arc::new(Mutex::new(Vec::new()))
+    });
+}
+
+/// Every log line captured so far that contains `needle`.
+pub fn log_lines(needle: &str) -> Vec<String> {
+    let l = LOGS.get().map(|l| l.lock().unwrap().clone()).unwrap_or_default();
+    String::from_utf8_lossy(&l)
+        .lines()
+        .filter(|x| x.contains(needle))
+        .map(str::to_owned)
+        .collect()
+}
+
+static SEQ: AtomicUsize = AtomicUsize::new(0);
+
+impl Lacquer {
+    /// Start with a config (TOML). `listen` and `[admin] listen` are forced to port 0.
+    pub async fn start(toml: &str) -> anyhow::Result<Lacquer> {
+        capture_logs();
+        let dir = std::env::temp_dir().join(format!("lacquer-test-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::SeqCst)));
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join("lacquer.toml");
+        std::fs::write(&path, toml)?;
+        let server = lacquer::Server::start(lacquer::ConfigSource {
+            path: Some(path),
+            listen: Some("127.0.0.1:0".into()),
+            backend: None,
+        })
+        .await?;
+        let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+            .build_http();
+        Ok(Lacquer { server, client, dir })
+    }
+
+    /// A config with one backend at `origin` and the given extra TOML.
+    pub async fn with_origin(origin: &str, extra: &str) -> Lacquer {
+        let toml = format!(
+            "[admin]\nlisten = \"127.0.0.1:0\"\n[[backends]]\nname = \"app\"\nurl = \"{origin}\"\n{extra}"
+        );
+        Lacquer::start(&toml).await.expect("lacquer starts")
+    }
+
+    /// Rewrite the config file (for reload tests).
+    pub fn write_config(&self, toml: &str) {
+        std::fs::write(self.dir.join("lacquer.toml"), toml).unwrap();
+    }
+
+    /// Send a request through the proxy.
+    pub async fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Got {
+        self.send(self.server.addr(), method, path, headers, body).await
+    }
+
+    /// GET through the proxy.
+    pub async fn get(&self, path: &str) -> Got {
+        self.request("GET", path, &[], "").await
+    }
+
+    /// Send a request to the admin listener.
+    pub async fn admin(&self, method: &str, path: &str, body: &str) -> Got {
+        let addr = self.server.admin_addr().expect("admin listener configured");
+        self.send(addr, method, path, &[], body).await
+    }
+
+    async fn send(&self, addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Got {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("http://{addr}{path}"));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(Full::new(Bytes::copy_from_slice(body.as_bytes()))).unwrap();
+        let resp = tokio::time::timeout(Duration::from_secs(30), self.client.request(req))
+            .await
+            .expect("proxy answers within 30 s")
+            .expect("request succeeds");
+        let (parts, body) = resp.into_parts();
+        let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        Got {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body,
+        }
+    }
+}
+
+impl Drop for Lacquer {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
