@@ -285,7 +285,11 @@ fn parse_line(cc: &mut CacheControl, s: &[u8]) {
                 while i < n && is_tchar(s[i]) {
                     i += 1;
                 }
-                arg = if v == i { Arg::Bad } else { Arg::Value(&s[v..i]) };
+                arg = if v == i {
+                    Arg::Bad
+                } else {
+                    Arg::Value(&s[v..i])
+                };
             }
         }
         while i < n && is_ows(s[i]) {
@@ -331,7 +335,10 @@ mod tests {
             (&["max-age=2147483647"], Some(2_147_483_647)),
             (&["max-age=2147483648"], Some(MAX_DELTA_SECONDS)),
             (&["max-age=99999999999"], Some(MAX_DELTA_SECONDS)),
-            (&["max-age=99999999999999999999999999"], Some(MAX_DELTA_SECONDS)),
+            (
+                &["max-age=99999999999999999999999999"],
+                Some(MAX_DELTA_SECONDS),
+            ),
             // Duplicates: the first occurrence wins, on one line or several.
             (&["max-age=1800, max-age=1"], Some(1800)),
             (&["max-age=1, max-age=1800"], Some(1)),
@@ -393,16 +400,35 @@ mod tests {
 
     #[test]
     fn qualified_field_lists() {
-        let cases: &[(&[&str], bool, &[&'static str], bool, &[&'static str])] = &[
-            // (lines, no_cache, no_cache_fields, private, private_fields)
+        // (lines, no_cache, no_cache_fields, private, private_fields)
+        type Names = &'static [&'static str];
+        let cases: &[(Names, bool, Names, bool, Names)] = &[
             (&["no-cache=\"a\""], false, &["a"], false, &[]),
-            (&["no-cache=\"A, b\", max-age=3600"], false, &["a", "b"], false, &[]),
+            (
+                &["no-cache=\"A, b\", max-age=3600"],
+                false,
+                &["a", "b"],
+                false,
+                &[],
+            ),
             (&["no-cache=a"], false, &["a"], false, &[]),
-            (&["no-cache=\"a\"", "no-cache=\"b, a\""], false, &["a", "b"], false, &[]),
+            (
+                &["no-cache=\"a\"", "no-cache=\"b, a\""],
+                false,
+                &["a", "b"],
+                false,
+                &[],
+            ),
             (&["no-cache=\"a\", no-cache"], true, &["a"], false, &[]),
             (&["no-cache=\"\""], false, &[], false, &[]),
             (&["no-cache =x"], true, &[], false, &[]),
-            (&["private=\"set-cookie\""], false, &[], false, &["set-cookie"]),
+            (
+                &["private=\"set-cookie\""],
+                false,
+                &[],
+                false,
+                &["set-cookie"],
+            ),
             (&["private"], false, &[], true, &[]),
             (&["private=\"x y, z\""], false, &[], false, &["z"]),
         ];
@@ -428,11 +454,35 @@ mod tests {
             Option<u32>,
         );
         let cases: &[Row] = &[
-            ("max-stale", Some(MaxStale::Any), None, None, false, false, None),
-            ("max-stale=1000", Some(MaxStale::Seconds(1000)), None, None, false, false, None),
+            (
+                "max-stale",
+                Some(MaxStale::Any),
+                None,
+                None,
+                false,
+                false,
+                None,
+            ),
+            (
+                "max-stale=1000",
+                Some(MaxStale::Seconds(1000)),
+                None,
+                None,
+                false,
+                false,
+                None,
+            ),
             ("max-stale=abc", None, None, None, false, false, None),
             ("min-fresh=2000", None, Some(2000), None, false, false, None),
-            ("min-fresh=x, min-fresh=5", None, Some(5), None, false, false, None),
+            (
+                "min-fresh=x, min-fresh=5",
+                None,
+                Some(5),
+                None,
+                false,
+                false,
+                None,
+            ),
             ("stale-if-error=1", None, None, Some(1), false, false, None),
             ("stale-if-error=-1", None, None, None, false, false, None),
             ("only-if-cached", None, None, None, true, false, None),
@@ -442,7 +492,14 @@ mod tests {
         for (line, ms, mf, sie, oic, nc, ma) in cases {
             let cc = parse(&[line]);
             assert_eq!(
-                (cc.max_stale, cc.min_fresh, cc.stale_if_error, cc.only_if_cached, cc.no_cache, cc.max_age),
+                (
+                    cc.max_stale,
+                    cc.min_fresh,
+                    cc.stale_if_error,
+                    cc.only_if_cached,
+                    cc.no_cache,
+                    cc.max_age
+                ),
                 (*ms, *mf, *sie, *oic, *nc, *ma),
                 "{line:?}"
             );

@@ -98,6 +98,11 @@ fn tag_list_matches(
 ///    304 when the stored `Last-Modified` (or, without one, its `Date`,
 ///    RFC 9111 §4.3.2) is not later. Without either, it is ignored.
 ///
+/// A date precondition that is invalid or given on several lines is ignored.
+/// If-Match and If-Unmodified-Since are evaluated too (RFC 9111 §4.3.2 leaves
+/// them to the origin; answering them from the stored response is what the
+/// origin would answer while that response is current).
+///
 /// Only a 2xx stored response is subject to preconditions; for any other
 /// status the result is [`Conditional::None`]. `If-Range` is handled by
 /// [`crate::range`].
@@ -117,11 +122,11 @@ pub fn evaluate_conditionals(
     let get_or_head = *method == Method::GET || *method == Method::HEAD;
 
     if req_headers.contains_key(IF_MATCH) {
-        if !tag_list_matches(req_headers, &IF_MATCH, etag, EntityTag::strong_eq) {
+        if !tag_list_matches(req_headers, &IF_MATCH, etag, |a, b| a.strong_eq(b)) {
             return Conditional::PreconditionFailed;
         }
-    } else if let (Some(Some(since)), Some(lm)) = (
-        header_date(req_headers, &IF_UNMODIFIED_SINCE),
+    } else if let (Some(since), Some(lm)) = (
+        single_date(req_headers, &IF_UNMODIFIED_SINCE),
         last_modified,
     ) && lm > since
     {
@@ -129,7 +134,7 @@ pub fn evaluate_conditionals(
     }
 
     if req_headers.contains_key(IF_NONE_MATCH) {
-        if tag_list_matches(req_headers, &IF_NONE_MATCH, etag, EntityTag::weak_eq) {
+        if tag_list_matches(req_headers, &IF_NONE_MATCH, etag, |a, b| a.weak_eq(b)) {
             return if get_or_head {
                 Conditional::NotModified
             } else {
@@ -140,13 +145,23 @@ pub fn evaluate_conditionals(
     }
 
     if get_or_head
-        && let Some(Some(since)) = header_date(req_headers, &IF_MODIFIED_SINCE)
+        && let Some(since) = single_date(req_headers, &IF_MODIFIED_SINCE)
         && let Some(modified) = last_modified.or_else(|| header_date(resp_headers, &DATE).flatten())
         && modified <= since
     {
         return Conditional::NotModified;
     }
     Conditional::None
+}
+
+/// A date precondition: ignored unless it is one valid HTTP-date on a single
+/// line (RFC 9110 §13.1.3, §13.1.4).
+fn single_date(headers: &HeaderMap, name: &HeaderName) -> Option<std::time::SystemTime> {
+    let mut lines = headers.get_all(name).iter();
+    match (lines.next(), lines.next()) {
+        (Some(v), None) => crate::date::parse_http_date(v.as_bytes()),
+        _ => None,
+    }
 }
 
 /// The preconditions to add to a revalidation request for a stored response
@@ -185,81 +200,283 @@ pub fn conditional_request_headers(stored: &HeaderMap) -> HeaderMap {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::date::fmt_http_date;
-    use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-    fn at(off: i64) -> SystemTime {
-        let t0 = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        let d = Duration::from_secs(off.unsigned_abs());
-        if off >= 0 { t0 + d } else { t0 - d }
-    }
-
-    /// `@N` values are HTTP-dates N seconds after a fixed instant.
-    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            let value = match v.strip_prefix('@') {
-                Some(off) => fmt_http_date(at(off.parse().unwrap())),
-                None => HeaderValue::from_str(v).unwrap(),
-            };
-            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), value);
-        }
-        h
-    }
+    use crate::test_util::{Fields, map};
 
     #[test]
     fn conditionals_table() {
         use Conditional::*;
-        let strong = &[("etag", "\"abcdef\""), ("last-modified", "@-3000"), ("date", "@0")][..];
+        let strong = &[
+            ("etag", "\"abcdef\""),
+            ("last-modified", "@-3000"),
+            ("date", "@0"),
+        ][..];
         let weak = &[("etag", "W/\"abcdef\"")][..];
         // (method, request headers, stored status, stored headers, outcome)
-        type Row = (&'static str, &'static [(&'static str, &'static str)], u16, &'static [(&'static str, &'static str)], Conditional);
+        type Row = (
+            &'static str,
+            &'static [(&'static str, &'static str)],
+            u16,
+            &'static [(&'static str, &'static str)],
+            Conditional,
+        );
         let cases: &[Row] = &[
             ("GET", &[], 200, strong, None),
-            ("GET", &[("if-none-match", "\"abcdef\"")], 200, strong, NotModified),
-            ("HEAD", &[("if-none-match", "\"abcdef\"")], 200, strong, NotModified),
-            ("DELETE", &[("if-none-match", "\"abcdef\"")], 200, strong, PreconditionFailed),
+            (
+                "GET",
+                &[("if-none-match", "\"abcdef\"")],
+                200,
+                strong,
+                NotModified,
+            ),
+            (
+                "HEAD",
+                &[("if-none-match", "\"abcdef\"")],
+                200,
+                strong,
+                NotModified,
+            ),
+            (
+                "DELETE",
+                &[("if-none-match", "\"abcdef\"")],
+                200,
+                strong,
+                PreconditionFailed,
+            ),
             ("GET", &[("if-none-match", "\"xyz\"")], 200, strong, None),
             ("GET", &[("if-none-match", "*")], 200, strong, NotModified),
             ("GET", &[("if-none-match", "*")], 200, &[], NotModified),
-            ("GET", &[("if-none-match", "\"abcdef\", \"1234\", \"5678\"")], 200, strong, NotModified),
-            ("GET", &[("if-none-match", "\"1234\", \"abcdef\", \"5678\"")], 200, strong, NotModified),
-            ("GET", &[("if-none-match", "\"1234\", \"5678\", \"abcdef\"")], 200, strong, NotModified),
-            ("GET", &[("if-none-match", "\"1234\""), ("if-none-match", "\"abcdef\"")], 200, strong, NotModified),
-            ("GET", &[("if-none-match", "\"a,b\", \"abcdef\"")], 200, strong, NotModified),
-            ("GET", &[("if-none-match", "W/\"abcdef\"")], 200, weak, NotModified),
-            ("GET", &[("if-none-match", "\"abcdef\"")], 200, weak, NotModified),
-            ("GET", &[("if-none-match", "w/\"abcdef\"")], 200, &[("etag", "w/\"abcdef\"")], NotModified),
-            ("GET", &[("if-none-match", "abcdef")], 200, strong, NotModified),
-            ("GET", &[("if-none-match", "abcdef")], 200, &[("etag", "abcdef")], NotModified),
-            ("GET", &[("if-none-match", "\"abcdef\"")], 200, &[("etag", "abcdef")], NotModified),
-            ("GET", &[("if-none-match", "W\\\"abcdef\"")], 200, &[("etag", "W\\\"abcdef\"")], NotModified),
+            (
+                "GET",
+                &[("if-none-match", "\"abcdef\", \"1234\", \"5678\"")],
+                200,
+                strong,
+                NotModified,
+            ),
+            (
+                "GET",
+                &[("if-none-match", "\"1234\", \"abcdef\", \"5678\"")],
+                200,
+                strong,
+                NotModified,
+            ),
+            (
+                "GET",
+                &[("if-none-match", "\"1234\", \"5678\", \"abcdef\"")],
+                200,
+                strong,
+                NotModified,
+            ),
+            (
+                "GET",
+                &[
+                    ("if-none-match", "\"1234\""),
+                    ("if-none-match", "\"abcdef\""),
+                ],
+                200,
+                strong,
+                NotModified,
+            ),
+            (
+                "GET",
+                &[("if-none-match", "\"a,b\", \"abcdef\"")],
+                200,
+                strong,
+                NotModified,
+            ),
+            (
+                "GET",
+                &[("if-none-match", "W/\"abcdef\"")],
+                200,
+                weak,
+                NotModified,
+            ),
+            (
+                "GET",
+                &[("if-none-match", "\"abcdef\"")],
+                200,
+                weak,
+                NotModified,
+            ),
+            (
+                "GET",
+                &[("if-none-match", "w/\"abcdef\"")],
+                200,
+                &[("etag", "w/\"abcdef\"")],
+                NotModified,
+            ),
+            (
+                "GET",
+                &[("if-none-match", "abcdef")],
+                200,
+                strong,
+                NotModified,
+            ),
+            (
+                "GET",
+                &[("if-none-match", "abcdef")],
+                200,
+                &[("etag", "abcdef")],
+                NotModified,
+            ),
+            (
+                "GET",
+                &[("if-none-match", "\"abcdef\"")],
+                200,
+                &[("etag", "abcdef")],
+                NotModified,
+            ),
+            (
+                "GET",
+                &[("if-none-match", "W\\\"abcdef\"")],
+                200,
+                &[("etag", "W\\\"abcdef\"")],
+                NotModified,
+            ),
             ("GET", &[("if-none-match", "\"abcdef\"")], 200, &[], None),
             ("GET", &[("if-none-match", "\"abcdef\"")], 404, strong, None),
             // If-None-Match takes precedence over If-Modified-Since.
-            ("GET", &[("if-none-match", "\"abcdef\""), ("if-modified-since", "@-5000")], 200, strong, NotModified),
-            ("GET", &[("if-none-match", "\"other\""), ("if-modified-since", "@0")], 200, strong, None),
+            (
+                "GET",
+                &[
+                    ("if-none-match", "\"abcdef\""),
+                    ("if-modified-since", "@-5000"),
+                ],
+                200,
+                strong,
+                NotModified,
+            ),
+            (
+                "GET",
+                &[("if-none-match", "\"other\""), ("if-modified-since", "@0")],
+                200,
+                strong,
+                None,
+            ),
             // If-Modified-Since (cache-tests conditional-lm.mjs).
-            ("GET", &[("if-modified-since", "@-3000")], 200, strong, NotModified),
-            ("GET", &[("if-modified-since", "@-2000")], 200, strong, NotModified),
+            (
+                "GET",
+                &[("if-modified-since", "@-3000")],
+                200,
+                strong,
+                NotModified,
+            ),
+            (
+                "GET",
+                &[("if-modified-since", "@-2000")],
+                200,
+                strong,
+                NotModified,
+            ),
             ("GET", &[("if-modified-since", "@-3001")], 200, strong, None),
-            ("GET", &[("if-modified-since", "Tuesday, 14-Nov-23 21:23:20 GMT")], 200, strong, NotModified),
-            ("GET", &[("if-modified-since", "@-3000")], 200, &[("date", "@0")], None),
-            ("GET", &[("if-modified-since", "@-3000")], 200, &[("date", "@-3000")], NotModified),
+            (
+                "GET",
+                &[("if-modified-since", "Tuesday, 14-Nov-23 21:23:20 GMT")],
+                200,
+                strong,
+                NotModified,
+            ),
+            (
+                "GET",
+                &[("if-modified-since", "@-3000")],
+                200,
+                &[("date", "@0")],
+                None,
+            ),
+            (
+                "GET",
+                &[("if-modified-since", "@-3000")],
+                200,
+                &[("date", "@-3000")],
+                NotModified,
+            ),
             ("GET", &[("if-modified-since", "@0")], 200, &[], None),
-            ("GET", &[("if-modified-since", "garbage")], 200, strong, None),
+            (
+                "GET",
+                &[("if-modified-since", "@0"), ("if-modified-since", "@0")],
+                200,
+                strong,
+                None,
+            ),
+            (
+                "GET",
+                &[
+                    ("if-unmodified-since", "@-4000"),
+                    ("if-unmodified-since", "@-4000"),
+                ],
+                200,
+                strong,
+                None,
+            ),
+            (
+                "GET",
+                &[("if-modified-since", "garbage")],
+                200,
+                strong,
+                None,
+            ),
             ("POST", &[("if-modified-since", "@0")], 200, strong, None),
             // If-Match and If-Unmodified-Since.
             ("GET", &[("if-match", "\"abcdef\"")], 200, strong, None),
-            ("GET", &[("if-match", "\"nope\"")], 200, strong, PreconditionFailed),
-            ("GET", &[("if-match", "W/\"abcdef\"")], 200, weak, PreconditionFailed),
+            (
+                "GET",
+                &[("if-match", "\"nope\"")],
+                200,
+                strong,
+                PreconditionFailed,
+            ),
+            (
+                "GET",
+                &[("if-match", "W/\"abcdef\"")],
+                200,
+                weak,
+                PreconditionFailed,
+            ),
             ("GET", &[("if-match", "*")], 200, &[], None),
-            ("PUT", &[("if-match", "\"nope\""), ("if-unmodified-since", "@0")], 200, strong, PreconditionFailed),
-            ("GET", &[("if-unmodified-since", "@-4000")], 200, strong, PreconditionFailed),
-            ("GET", &[("if-unmodified-since", "@-3000")], 200, strong, None),
-            ("GET", &[("if-unmodified-since", "@-4000")], 200, &[("etag", "\"x\"")], None),
-            ("GET", &[("if-match", "\"abcdef\""), ("if-unmodified-since", "@-4000")], 200, strong, None),
-            ("GET", &[("if-match", "\"nope\""), ("if-none-match", "\"abcdef\"")], 200, strong, PreconditionFailed),
+            (
+                "PUT",
+                &[("if-match", "\"nope\""), ("if-unmodified-since", "@0")],
+                200,
+                strong,
+                PreconditionFailed,
+            ),
+            (
+                "GET",
+                &[("if-unmodified-since", "@-4000")],
+                200,
+                strong,
+                PreconditionFailed,
+            ),
+            (
+                "GET",
+                &[("if-unmodified-since", "@-3000")],
+                200,
+                strong,
+                None,
+            ),
+            (
+                "GET",
+                &[("if-unmodified-since", "@-4000")],
+                200,
+                &[("etag", "\"x\"")],
+                None,
+            ),
+            (
+                "GET",
+                &[
+                    ("if-match", "\"abcdef\""),
+                    ("if-unmodified-since", "@-4000"),
+                ],
+                200,
+                strong,
+                None,
+            ),
+            (
+                "GET",
+                &[("if-match", "\"nope\""), ("if-none-match", "\"abcdef\"")],
+                200,
+                strong,
+                PreconditionFailed,
+            ),
         ];
         for (method, req, status, resp, want) in cases {
             let got = evaluate_conditionals(
@@ -275,21 +492,30 @@ mod tests {
     #[test]
     fn revalidation_headers() {
         // (stored headers, If-None-Match, If-Modified-Since)
-        let lm = "Wed, 01 Jan 2020 00:00:00 GMT";
-        let cases: &[(&[(&str, &str)], Option<&str>, Option<&str>)] = &[
+        const LM: &str = "Wed, 01 Jan 2020 00:00:00 GMT";
+        let lm = LM;
+        let cases: &[(Fields, Option<&str>, Option<&str>)] = &[
             (&[], None, None),
             (&[("etag", "\"abcdef\"")], Some("\"abcdef\""), None),
             (&[("etag", "W/\"abcdef\"")], Some("W/\"abcdef\""), None),
             (&[("etag", "abcdef")], Some("\"abcdef\""), None),
             (&[("etag", "W/abcdef")], Some("W/\"abcdef\""), None),
-            (&[("last-modified", lm)], None, Some(lm)),
+            (&[("last-modified", LM)], None, Some(lm)),
             (&[("last-modified", "yesterday")], None, None),
-            (&[("etag", "\"x\""), ("last-modified", lm)], Some("\"x\""), Some(lm)),
+            (
+                &[("etag", "\"x\""), ("last-modified", LM)],
+                Some("\"x\""),
+                Some(lm),
+            ),
         ];
         for (stored, inm, ims) in cases {
             let h = conditional_request_headers(&map(stored));
             let get = |n| h.get(n).map(|v: &HeaderValue| v.to_str().unwrap());
-            assert_eq!((get(IF_NONE_MATCH), get(IF_MODIFIED_SINCE)), (*inm, *ims), "{stored:?}");
+            assert_eq!(
+                (get(IF_NONE_MATCH), get(IF_MODIFIED_SINCE)),
+                (*inm, *ims),
+                "{stored:?}"
+            );
         }
     }
 }

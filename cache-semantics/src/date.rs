@@ -43,18 +43,64 @@ pub fn parse_http_date(value: &[u8]) -> Option<SystemTime> {
     to_system_time(parts)
 }
 
-/// Formats `t` as an IMF-fixdate header value, e.g. for a `Date` field.
+/// Formats `t` as an IMF-fixdate header value (`Sun, 06 Nov 1994 08:49:37
+/// GMT`), e.g. for a `Date` field. Sub-second precision is dropped; times
+/// before 1970 or after 9999 are clamped to those years.
 pub fn fmt_http_date(t: SystemTime) -> HeaderValue {
-    HeaderValue::from_str(&httpdate::fmt_http_date(t)).expect("an HTTP-date is a valid field value")
+    const MAX: u64 = 253_402_300_799; // 9999-12-31T23:59:59Z
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+        .min(MAX);
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let (year, month, day) = civil_from_days(days);
+    let name = |n: &[u8]| [n[0].to_ascii_uppercase(), n[1], n[2]];
+    let weekday = name(DAYS[((days + 3) % 7) as usize]);
+    let month = name(MONTHS[month as usize - 1]);
+    let mut out = [0u8; 29];
+    out[0..3].copy_from_slice(&weekday);
+    out[3..5].copy_from_slice(b", ");
+    two(&mut out[5..7], day);
+    out[7] = b' ';
+    out[8..11].copy_from_slice(&month);
+    out[11] = b' ';
+    two(&mut out[12..14], (year / 100) as u32);
+    two(&mut out[14..16], (year % 100) as u32);
+    out[16] = b' ';
+    two(&mut out[17..19], (rem / 3600) as u32);
+    out[19] = b':';
+    two(&mut out[20..22], (rem / 60 % 60) as u32);
+    out[22] = b':';
+    two(&mut out[23..25], (rem % 60) as u32);
+    out[25..29].copy_from_slice(b" GMT");
+    HeaderValue::from_bytes(&out).expect("an HTTP-date is a valid field value")
+}
+
+fn two(out: &mut [u8], n: u32) {
+    out[0] = b'0' + (n / 10) as u8;
+    out[1] = b'0' + (n % 10) as u8;
+}
+
+/// The proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
 }
 
 /// The first field line of `name` parsed as an HTTP-date.
 ///
 /// Outer `None`: the field is absent. `Some(None)`: present but invalid.
 pub(crate) fn header_date(headers: &HeaderMap, name: &HeaderName) -> Option<Option<SystemTime>> {
-    headers
-        .get(name)
-        .map(|v| parse_http_date(v.as_bytes()))
+    headers.get(name).map(|v| parse_http_date(v.as_bytes()))
 }
 
 struct Parts {
@@ -258,8 +304,37 @@ mod tests {
 
     #[test]
     fn format_round_trips() {
-        let t = UNIX_EPOCH + Duration::from_secs(784_111_777);
-        assert_eq!(fmt_http_date(t), "Sun, 06 Nov 1994 08:49:37 GMT");
-        assert_eq!(parse_http_date(fmt_http_date(t).as_bytes()), Some(t));
+        let cases: &[(u64, &str)] = &[
+            (0, "Thu, 01 Jan 1970 00:00:00 GMT"),
+            (784_111_777, "Sun, 06 Nov 1994 08:49:37 GMT"),
+            (951_782_400, "Tue, 29 Feb 2000 00:00:00 GMT"),
+            (1_709_164_800, "Thu, 29 Feb 2024 00:00:00 GMT"),
+            (2_147_523_248, "Tue, 19 Jan 2038 14:14:08 GMT"),
+            (2_544_400_878, "Thu, 18 Aug 2050 02:01:18 GMT"),
+            (253_402_300_799, "Fri, 31 Dec 9999 23:59:59 GMT"),
+        ];
+        for (secs, text) in cases {
+            let t = UNIX_EPOCH + Duration::from_secs(*secs);
+            assert_eq!(fmt_http_date(t), *text);
+            assert_eq!(parse_http_date(text.as_bytes()), Some(t));
+        }
+        // Every day of four years round-trips.
+        for day in 0..(4 * 366) {
+            let t = UNIX_EPOCH + Duration::from_secs(1_600_000_000 + day * 86_400 + 3_723);
+            assert_eq!(parse_http_date(fmt_http_date(t).as_bytes()), Some(t));
+        }
+        // Out of range: clamped.
+        let far = UNIX_EPOCH + Duration::from_secs(400_000_000_000);
+        assert_eq!(fmt_http_date(far), "Fri, 31 Dec 9999 23:59:59 GMT");
+        let early = UNIX_EPOCH - Duration::from_secs(10);
+        assert_eq!(fmt_http_date(early), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(
+            fmt_http_date(t_with_nanos()),
+            "Sun, 06 Nov 1994 08:49:37 GMT"
+        );
+    }
+
+    fn t_with_nanos() -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(784_111_777_999)
     }
 }

@@ -6,10 +6,10 @@ use std::time::{Duration, SystemTime};
 use http::header::{AGE, DATE, EXPIRES, LAST_MODIFIED};
 use http::{HeaderMap, HeaderValue, StatusCode};
 
+use crate::Options;
 use crate::cache_control::{MAX_DELTA_SECONDS, parse_delta, trim_ows};
 use crate::date::header_date;
 use crate::storable::{is_heuristically_cacheable, response_directives};
-use crate::Options;
 
 const MAX_AGE: Duration = Duration::from_secs(MAX_DELTA_SECONDS as u64);
 
@@ -111,8 +111,7 @@ pub fn freshness_lifetime(
         (secs(s), FreshnessSource::SMaxAge(s))
     } else if let Some(m) = cc.max_age {
         (secs(m), FreshnessSource::MaxAge(m))
-    } else if let Some(expires) = header_date(resp_headers, &EXPIRES).filter(|_| !d.is_targeted())
-    {
+    } else if let Some(expires) = header_date(resp_headers, &EXPIRES).filter(|_| !d.is_targeted()) {
         let lifetime = expires.map_or(Duration::ZERO, |e| since(e, date()));
         (lifetime, FreshnessSource::Expires)
     } else if is_heuristically_cacheable(status) || cc.public {
@@ -133,9 +132,7 @@ pub fn freshness_lifetime(
         source,
         targeted: d.is_targeted(),
         stale_while_revalidate: cc.stale_while_revalidate.map_or(Duration::ZERO, secs),
-        stale_if_error: cc
-            .stale_if_error
-            .map_or(opts.default_stale_if_error, secs),
+        stale_if_error: cc.stale_if_error.map_or(opts.default_stale_if_error, secs),
         must_revalidate: cc.must_revalidate || cc.proxy_revalidate || cc.s_maxage.is_some(),
         no_cache: cc.no_cache,
         immutable: cc.immutable,
@@ -207,103 +204,311 @@ fn age_value(headers: &HeaderMap) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::date::fmt_http_date;
-    use http::HeaderName;
-    use std::time::UNIX_EPOCH;
-
-    fn t0() -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(1_700_000_000)
-    }
-
-    /// Header values: `@N` is an HTTP-date N seconds after t0 (N may be < 0).
-    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            let value = match v.strip_prefix('@') {
-                Some(off) => {
-                    let off: i64 = off.parse().unwrap();
-                    let d = Duration::from_secs(off.unsigned_abs());
-                    fmt_http_date(if off >= 0 { t0() + d } else { t0() - d })
-                }
-                None => HeaderValue::from_str(v).unwrap(),
-            };
-            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), value);
-        }
-        h
-    }
+    use crate::test_util::{Fields, map, t0};
 
     #[test]
     fn lifetime_table() {
         use FreshnessSource as S;
         let day = 86_400;
         // (status, headers, lifetime seconds, source); response_time = t0.
-        let cases: &[(u16, &[(&str, &str)], u64, FreshnessSource)] = &[
-            (200, &[("cache-control", "max-age=3600")], 3600, S::MaxAge(3600)),
-            (200, &[("cache-control", "max-age=3600"), ("expires", "@-7200"), ("date", "@0")], 3600, S::MaxAge(3600)),
-            (200, &[("cache-control", "max-age=3600"), ("expires", "0"), ("date", "@0")], 3600, S::MaxAge(3600)),
-            (200, &[("cache-control", "max-age=0"), ("expires", "@3600"), ("date", "@0")], 0, S::MaxAge(0)),
+        let cases: &[(u16, Fields, u64, FreshnessSource)] = &[
+            (
+                200,
+                &[("cache-control", "max-age=3600")],
+                3600,
+                S::MaxAge(3600),
+            ),
+            (
+                200,
+                &[
+                    ("cache-control", "max-age=3600"),
+                    ("expires", "@-7200"),
+                    ("date", "@0"),
+                ],
+                3600,
+                S::MaxAge(3600),
+            ),
+            (
+                200,
+                &[
+                    ("cache-control", "max-age=3600"),
+                    ("expires", "0"),
+                    ("date", "@0"),
+                ],
+                3600,
+                S::MaxAge(3600),
+            ),
+            (
+                200,
+                &[
+                    ("cache-control", "max-age=0"),
+                    ("expires", "@3600"),
+                    ("date", "@0"),
+                ],
+                0,
+                S::MaxAge(0),
+            ),
             (200, &[("cache-control", "max-age=abc")], 0, S::MaxAge(0)),
-            (200, &[("cache-control", "max-age=3600, s-maxage=1")], 1, S::SMaxAge(1)),
-            (200, &[("cache-control", "s-maxage=1, max-age=3600")], 1, S::SMaxAge(1)),
-            (200, &[("cache-control", "max-age=3600"), ("cache-control", "s-maxage=1")], 1, S::SMaxAge(1)),
-            (200, &[("cache-control", "max-age=1, s-maxage=3600")], 3600, S::SMaxAge(3600)),
-            (200, &[("expires", "@-10"), ("cache-control", "max-age=0, s-maxage=3600")], 3600, S::SMaxAge(3600)),
-            (200, &[("cache-control", "max-age=99999999999")], 1 << 31, S::MaxAge(1 << 31)),
+            (
+                200,
+                &[("cache-control", "max-age=3600, s-maxage=1")],
+                1,
+                S::SMaxAge(1),
+            ),
+            (
+                200,
+                &[("cache-control", "s-maxage=1, max-age=3600")],
+                1,
+                S::SMaxAge(1),
+            ),
+            (
+                200,
+                &[
+                    ("cache-control", "max-age=3600"),
+                    ("cache-control", "s-maxage=1"),
+                ],
+                1,
+                S::SMaxAge(1),
+            ),
+            (
+                200,
+                &[("cache-control", "max-age=1, s-maxage=3600")],
+                3600,
+                S::SMaxAge(3600),
+            ),
+            (
+                200,
+                &[
+                    ("expires", "@-10"),
+                    ("cache-control", "max-age=0, s-maxage=3600"),
+                ],
+                3600,
+                S::SMaxAge(3600),
+            ),
+            (
+                200,
+                &[("cache-control", "max-age=99999999999")],
+                1 << 31,
+                S::MaxAge(1 << 31),
+            ),
             // Expires (cache-tests expires-freshness.mjs).
-            (200, &[("expires", "@2592000"), ("date", "@0")], 30 * day, S::Expires),
-            (200, &[("expires", "@-2592000"), ("date", "@0")], 0, S::Expires),
+            (
+                200,
+                &[("expires", "@2592000"), ("date", "@0")],
+                30 * day,
+                S::Expires,
+            ),
+            (
+                200,
+                &[("expires", "@-2592000"), ("date", "@0")],
+                0,
+                S::Expires,
+            ),
             (200, &[("expires", "@0"), ("date", "@0")], 0, S::Expires),
             (200, &[("expires", "@300"), ("date", "@400")], 0, S::Expires),
             (200, &[("expires", "0"), ("date", "@0")], 0, S::Expires),
-            (200, &[("expires", "Thu, 18 Aug 2050 02:01:18 UTC"), ("date", "@0")], 0, S::Expires),
+            (
+                200,
+                &[("expires", "Thu, 18 Aug 2050 02:01:18 UTC"), ("date", "@0")],
+                0,
+                S::Expires,
+            ),
             (200, &[("date", "foo"), ("expires", "@10")], 10, S::Expires),
             (200, &[("expires", "@10")], 10, S::Expires),
             (200, &[("date", "@-10"), ("expires", "@10")], 20, S::Expires),
-            (200, &[("expires", "@100"), ("expires", "@10"), ("date", "@0")], 100, S::Expires),
+            (
+                200,
+                &[("expires", "@100"), ("expires", "@10"), ("date", "@0")],
+                100,
+                S::Expires,
+            ),
             // Heuristics (cache-tests heuristic-freshness.mjs).
-            (200, &[("last-modified", "@-86400"), ("date", "@0")], 8640, S::Heuristic),
-            (404, &[("last-modified", "@-86400"), ("date", "@0")], 8640, S::Heuristic),
+            (
+                200,
+                &[("last-modified", "@-86400"), ("date", "@0")],
+                8640,
+                S::Heuristic,
+            ),
+            (
+                404,
+                &[("last-modified", "@-86400"), ("date", "@0")],
+                8640,
+                S::Heuristic,
+            ),
             (501, &[("last-modified", "@-86400")], 8640, S::Heuristic),
-            (200, &[("last-modified", "@-2592000"), ("date", "@0")], day, S::Heuristic),
-            (200, &[("last-modified", "@100"), ("date", "@0")], 0, S::Heuristic),
-            (599, &[("last-modified", "@-86400"), ("date", "@0")], 0, S::None),
-            (599, &[("last-modified", "@-86400"), ("date", "@0"), ("cache-control", "public")], 8640, S::Heuristic),
-            (503, &[("last-modified", "@-86400"), ("date", "@0")], 0, S::None),
-            (200, &[("last-modified", "@-86400"), ("cache-control", "no-cache")], 8640, S::Heuristic),
+            (
+                200,
+                &[("last-modified", "@-2592000"), ("date", "@0")],
+                day,
+                S::Heuristic,
+            ),
+            (
+                200,
+                &[("last-modified", "@100"), ("date", "@0")],
+                0,
+                S::Heuristic,
+            ),
+            (
+                599,
+                &[("last-modified", "@-86400"), ("date", "@0")],
+                0,
+                S::None,
+            ),
+            (
+                599,
+                &[
+                    ("last-modified", "@-86400"),
+                    ("date", "@0"),
+                    ("cache-control", "public"),
+                ],
+                8640,
+                S::Heuristic,
+            ),
+            (
+                503,
+                &[("last-modified", "@-86400"), ("date", "@0")],
+                0,
+                S::None,
+            ),
+            (
+                200,
+                &[("last-modified", "@-86400"), ("cache-control", "no-cache")],
+                8640,
+                S::Heuristic,
+            ),
             (200, &[], 0, S::DefaultTtl),
             (200, &[("last-modified", "garbage")], 0, S::DefaultTtl),
             (201, &[], 0, S::None),
             // CDN-Cache-Control (cache-tests cdn-cache-control.mjs).
-            (200, &[("cdn-cache-control", "max-age=3600"), ("expires", "@-10000"), ("date", "@0")], 3600, S::MaxAge(3600)),
-            (200, &[("cdn-cache-control", "max-age=3600"), ("expires", "0"), ("date", "@0")], 3600, S::MaxAge(3600)),
-            (200, &[("cdn-cache-control", "max-age=0"), ("expires", "@10000"), ("date", "@0")], 0, S::MaxAge(0)),
-            (200, &[("cache-control", "max-age=1"), ("cdn-cache-control", "max-age=3600")], 3600, S::MaxAge(3600)),
-            (200, &[("cache-control", "max-age=3600"), ("cdn-cache-control", "max-age=1")], 1, S::MaxAge(1)),
-            (200, &[("cache-control", "max-age=1"), ("cdn-cache-control", "max-age =100")], 1, S::MaxAge(1)),
-            (200, &[("cdn-cache-control", "foo"), ("expires", "@10000"), ("date", "@0")], 0, S::DefaultTtl),
+            (
+                200,
+                &[
+                    ("cdn-cache-control", "max-age=3600"),
+                    ("expires", "@-10000"),
+                    ("date", "@0"),
+                ],
+                3600,
+                S::MaxAge(3600),
+            ),
+            (
+                200,
+                &[
+                    ("cdn-cache-control", "max-age=3600"),
+                    ("expires", "0"),
+                    ("date", "@0"),
+                ],
+                3600,
+                S::MaxAge(3600),
+            ),
+            (
+                200,
+                &[
+                    ("cdn-cache-control", "max-age=0"),
+                    ("expires", "@10000"),
+                    ("date", "@0"),
+                ],
+                0,
+                S::MaxAge(0),
+            ),
+            (
+                200,
+                &[
+                    ("cache-control", "max-age=1"),
+                    ("cdn-cache-control", "max-age=3600"),
+                ],
+                3600,
+                S::MaxAge(3600),
+            ),
+            (
+                200,
+                &[
+                    ("cache-control", "max-age=3600"),
+                    ("cdn-cache-control", "max-age=1"),
+                ],
+                1,
+                S::MaxAge(1),
+            ),
+            (
+                200,
+                &[
+                    ("cache-control", "max-age=1"),
+                    ("cdn-cache-control", "max-age =100"),
+                ],
+                1,
+                S::MaxAge(1),
+            ),
+            (
+                200,
+                &[
+                    ("cdn-cache-control", "foo"),
+                    ("expires", "@10000"),
+                    ("date", "@0"),
+                ],
+                0,
+                S::DefaultTtl,
+            ),
         ];
         let opts = Options::default();
         for (status, headers, lifetime, source) in cases {
-            let f = freshness_lifetime(StatusCode::from_u16(*status).unwrap(), &map(headers), t0(), &opts);
-            assert_eq!((f.lifetime.as_secs(), f.source), (*lifetime, *source), "{status} {headers:?}");
+            let f = freshness_lifetime(
+                StatusCode::from_u16(*status).unwrap(),
+                &map(headers),
+                t0(),
+                &opts,
+            );
+            assert_eq!(
+                (f.lifetime.as_secs(), f.source),
+                (*lifetime, *source),
+                "{status} {headers:?}"
+            );
         }
     }
 
     #[test]
     fn flags_and_windows() {
-        let opts = Options { default_stale_if_error: Duration::from_secs(7), default_ttl: Duration::from_secs(5), ..Options::default() };
+        let opts = Options {
+            default_stale_if_error: Duration::from_secs(7),
+            default_ttl: Duration::from_secs(5),
+            ..Options::default()
+        };
         let f = |h: &[(&str, &str)]| freshness_lifetime(StatusCode::OK, &map(h), t0(), &opts);
-        let a = f(&[("cache-control", "max-age=2, stale-while-revalidate=30, stale-if-error=60, immutable")]);
-        assert_eq!((a.stale_while_revalidate.as_secs(), a.stale_if_error.as_secs()), (30, 60));
+        let a = f(&[(
+            "cache-control",
+            "max-age=2, stale-while-revalidate=30, stale-if-error=60, immutable",
+        )]);
+        assert_eq!(
+            (
+                a.stale_while_revalidate.as_secs(),
+                a.stale_if_error.as_secs()
+            ),
+            (30, 60)
+        );
         assert!(a.immutable && !a.must_revalidate && !a.no_cache && !a.targeted);
         let b = f(&[]);
-        assert_eq!((b.lifetime.as_secs(), b.stale_if_error.as_secs(), b.stale_while_revalidate), (5, 7, Duration::ZERO));
-        for cc in ["max-age=2, must-revalidate", "max-age=2, proxy-revalidate", "s-maxage=2"] {
+        assert_eq!(
+            (
+                b.lifetime.as_secs(),
+                b.stale_if_error.as_secs(),
+                b.stale_while_revalidate
+            ),
+            (5, 7, Duration::ZERO)
+        );
+        for cc in [
+            "max-age=2, must-revalidate",
+            "max-age=2, proxy-revalidate",
+            "s-maxage=2",
+        ] {
             assert!(f(&[("cache-control", cc)]).must_revalidate, "{cc}");
         }
         assert!(f(&[("cache-control", "max-age=10000, No-CaChE")]).no_cache);
         assert!(!f(&[("cache-control", "no-cache=\"a\", max-age=5")]).no_cache);
-        assert!(f(&[("cdn-cache-control", "no-cache"), ("cache-control", "max-age=10000")]).no_cache);
+        assert!(
+            f(&[
+                ("cdn-cache-control", "no-cache"),
+                ("cache-control", "max-age=10000")
+            ])
+            .no_cache
+        );
         assert!(f(&[("cdn-cache-control", "max-age=5")]).targeted);
         assert_eq!(FreshnessSource::SMaxAge(60).to_string(), "s-maxage=60");
         assert_eq!(FreshnessSource::Heuristic.to_string(), "heuristic");
@@ -312,7 +517,7 @@ mod tests {
     #[test]
     fn ages() {
         // (headers, request_time offset, response_time offset, now offset, current age)
-        let cases: &[(&[(&str, &str)], u64, u64, u64, u64)] = &[
+        let cases: &[(Fields, u64, u64, u64, u64)] = &[
             (&[], 0, 0, 0, 0),
             (&[], 0, 2, 10, 10),
             (&[("date", "@0")], 0, 0, 5, 5),
@@ -342,9 +547,17 @@ mod tests {
             let got = current_age(&h, at(*req), at(*resp), at(*now));
             assert_eq!(got.as_secs(), *want, "{headers:?}");
             let initial = initial_age(&h, at(*req), at(*resp));
-            assert_eq!(initial.saturating_add(Duration::from_secs(now - resp)).min(MAX_AGE), got);
+            assert_eq!(
+                initial
+                    .saturating_add(Duration::from_secs(now - resp))
+                    .min(MAX_AGE),
+                got
+            );
         }
         assert_eq!(age_header_value(Duration::from_millis(2500)), "2");
-        assert_eq!(age_header_value(Duration::from_secs(u64::MAX)), "2147483648");
+        assert_eq!(
+            age_header_value(Duration::from_secs(u64::MAX)),
+            "2147483648"
+        );
     }
 }

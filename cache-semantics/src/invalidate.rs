@@ -72,7 +72,8 @@ fn split(reference: &str) -> Parts<'_> {
             !s.is_empty()
                 && !s.contains('/')
                 && s.starts_with(|c: char| c.is_ascii_alphabetic())
-                && s.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
         })
         .map(|i| &r[..i]);
     let r = scheme.map_or(r, |s| &r[s.len() + 1..]);
@@ -95,16 +96,14 @@ fn split(reference: &str) -> Parts<'_> {
 /// and query when it has the same origin as `base`.
 fn resolve(base: &Parts<'_>, reference: &str) -> Option<String> {
     let r = split(reference);
-    if let Some(scheme) = r.scheme {
-        if !base.scheme?.eq_ignore_ascii_case(scheme) {
-            return None;
-        }
+    if let Some(scheme) = r.scheme
+        && !base.scheme?.eq_ignore_ascii_case(scheme)
+    {
+        return None;
     }
     if let Some(authority) = r.authority {
         let scheme = r.scheme.or(base.scheme)?;
-        if origin_authority(scheme, authority)
-            != origin_authority(scheme, base.authority?)
-        {
+        if origin_authority(scheme, authority) != origin_authority(scheme, base.authority?) {
             return None;
         }
         let path = if r.path.is_empty() { "/" } else { r.path };
@@ -116,7 +115,10 @@ fn resolve(base: &Parts<'_>, reference: &str) -> Option<String> {
         return Some(join(&remove_dot_segments(&path), r.query));
     }
     if r.path.is_empty() {
-        return Some(join(&remove_dot_segments(base.path), r.query.or(base.query)));
+        return Some(join(
+            &remove_dot_segments(base.path),
+            r.query.or(base.query),
+        ));
     }
     let path = if r.path.starts_with('/') {
         r.path.to_string()
@@ -128,8 +130,16 @@ fn resolve(base: &Parts<'_>, reference: &str) -> Option<String> {
 
 /// Host in lower case, userinfo dropped, default port removed.
 fn origin_authority(scheme: &str, authority: &str) -> String {
-    let hostport = authority.rsplit('@').next().unwrap_or(authority).to_ascii_lowercase();
-    let default = if scheme.eq_ignore_ascii_case("https") { ":443" } else { ":80" };
+    let hostport = authority
+        .rsplit('@')
+        .next()
+        .unwrap_or(authority)
+        .to_ascii_lowercase();
+    let default = if scheme.eq_ignore_ascii_case("https") {
+        ":443"
+    } else {
+        ":80"
+    };
     match hostport.strip_suffix(default) {
         Some(host) => host.to_string(),
         None => hostport.strip_suffix(':').unwrap_or(&hostport).to_string(),
@@ -143,40 +153,38 @@ fn merge(base_path: &str, reference: &str) -> String {
 
 /// RFC 3986 §5.2.4.
 fn remove_dot_segments(path: &str) -> String {
-    let mut out: Vec<&str> = Vec::new();
+    fn pop_segment(out: &mut String) {
+        let cut = out.rfind('/').unwrap_or(0);
+        out.truncate(cut);
+    }
     let mut input = path;
-    let absolute = input.starts_with('/');
-    let mut trailing_slash = false;
+    let mut out = String::with_capacity(path.len());
     while !input.is_empty() {
-        let (segment, rest) = match input.trim_start_matches('/').split_once('/') {
-            Some((s, r)) => (s, Some(r)),
-            None => (input.trim_start_matches('/'), None),
-        };
-        trailing_slash = matches!(segment, "." | "..") || rest == Some("");
-        match segment {
-            "." => {}
-            ".." => {
-                out.pop();
-            }
-            s => out.push(s),
+        if let Some(rest) = input
+            .strip_prefix("../")
+            .or_else(|| input.strip_prefix("./"))
+        {
+            input = rest;
+        } else if input.starts_with("/./") {
+            input = &input[2..];
+        } else if input == "/." {
+            input = "/";
+        } else if input.starts_with("/../") {
+            input = &input[3..];
+            pop_segment(&mut out);
+        } else if input == "/.." {
+            input = "/";
+            pop_segment(&mut out);
+        } else if input == "." || input == ".." {
+            input = "";
+        } else {
+            let from = usize::from(input.starts_with('/'));
+            let end = input[from..].find('/').map_or(input.len(), |i| i + from);
+            out.push_str(&input[..end]);
+            input = &input[end..];
         }
-        input = match rest {
-            Some(r) => &input[input.len() - r.len() - 1..],
-            None => "",
-        };
-        if input == "/" {
-            break;
-        }
     }
-    let mut s = String::with_capacity(path.len());
-    if absolute {
-        s.push('/');
-    }
-    s.push_str(&out.join("/"));
-    if trailing_slash && !s.ends_with('/') {
-        s.push('/');
-    }
-    s
+    out
 }
 
 fn join(path: &str, query: Option<&str>) -> String {
@@ -190,21 +198,19 @@ fn join(path: &str, query: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::{HeaderName, HeaderValue};
-
-    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
-        }
-        h
-    }
+    use crate::test_util::map;
 
     #[test]
     fn invalidation_table() {
         let base = "http://example.com/a/b/c?q=1";
         // (method, status, request URI, response headers, targets)
-        type Row = (&'static str, u16, &'static str, &'static [(&'static str, &'static str)], &'static [&'static str]);
+        type Row = (
+            &'static str,
+            u16,
+            &'static str,
+            &'static [(&'static str, &'static str)],
+            &'static [&'static str],
+        );
         let cases: &[Row] = &[
             ("POST", 200, base, &[], &["/a/b/c?q=1"]),
             ("PUT", 201, base, &[], &["/a/b/c?q=1"]),
@@ -219,24 +225,142 @@ mod tests {
             ("POST", 404, base, &[], &[]),
             ("POST", 100, base, &[], &[]),
             // Location / Content-Location (cache-tests invalidation.mjs).
-            ("POST", 200, base, &[("location", "location_target"), ("content-location", "content_location_target")], &["/a/b/c?q=1", "/a/b/location_target", "/a/b/content_location_target"]),
-            ("POST", 200, base, &[("content-location", "")], &["/a/b/c?q=1"]),
-            ("POST", 200, base, &[("content-location", "?x")], &["/a/b/c?q=1", "/a/b/c?x"]),
-            ("POST", 200, base, &[("location", "/p?x#frag")], &["/a/b/c?q=1", "/p?x"]),
-            ("POST", 200, base, &[("location", "../d")], &["/a/b/c?q=1", "/a/d"]),
-            ("POST", 200, base, &[("location", "../../../../d")], &["/a/b/c?q=1", "/d"]),
-            ("POST", 200, base, &[("location", "./")], &["/a/b/c?q=1", "/a/b/"]),
-            ("POST", 200, base, &[("location", "/x/./y/../z")], &["/a/b/c?q=1", "/x/z"]),
-            ("POST", 200, base, &[("location", "http://EXAMPLE.com:80/abs")], &["/a/b/c?q=1", "/abs"]),
-            ("POST", 200, base, &[("location", "//example.com/net")], &["/a/b/c?q=1", "/net"]),
-            ("POST", 200, base, &[("location", "http://example.com")], &["/a/b/c?q=1", "/"]),
-            ("POST", 200, base, &[("location", "https://example.com/abs")], &["/a/b/c?q=1"]),
-            ("POST", 200, base, &[("location", "http://other.example/abs")], &["/a/b/c?q=1"]),
-            ("POST", 200, base, &[("location", "http://example.com:8080/abs")], &["/a/b/c?q=1"]),
-            ("POST", 200, base, &[("location", "//other.example/net")], &["/a/b/c?q=1"]),
-            ("POST", 200, base, &[("location", "/a/b/c?q=1")], &["/a/b/c?q=1"]),
-            ("POST", 200, "https://example.com:443/", &[("location", "https://example.com/z")], &["/", "/z"]),
-            ("POST", 200, "/rel/path", &[("location", "x"), ("content-location", "http://example.com/y")], &["/rel/path", "/rel/x"]),
+            (
+                "POST",
+                200,
+                base,
+                &[
+                    ("location", "location_target"),
+                    ("content-location", "content_location_target"),
+                ],
+                &[
+                    "/a/b/c?q=1",
+                    "/a/b/location_target",
+                    "/a/b/content_location_target",
+                ],
+            ),
+            (
+                "POST",
+                200,
+                base,
+                &[("content-location", "")],
+                &["/a/b/c?q=1"],
+            ),
+            (
+                "POST",
+                200,
+                base,
+                &[("content-location", "?x")],
+                &["/a/b/c?q=1", "/a/b/c?x"],
+            ),
+            (
+                "POST",
+                200,
+                base,
+                &[("location", "/p?x#frag")],
+                &["/a/b/c?q=1", "/p?x"],
+            ),
+            (
+                "POST",
+                200,
+                base,
+                &[("location", "../d")],
+                &["/a/b/c?q=1", "/a/d"],
+            ),
+            (
+                "POST",
+                200,
+                base,
+                &[("location", "../../../../d")],
+                &["/a/b/c?q=1", "/d"],
+            ),
+            (
+                "POST",
+                200,
+                base,
+                &[("location", "./")],
+                &["/a/b/c?q=1", "/a/b/"],
+            ),
+            (
+                "POST",
+                200,
+                base,
+                &[("location", "/x/./y/../z")],
+                &["/a/b/c?q=1", "/x/z"],
+            ),
+            (
+                "POST",
+                200,
+                base,
+                &[("location", "http://EXAMPLE.com:80/abs")],
+                &["/a/b/c?q=1", "/abs"],
+            ),
+            (
+                "POST",
+                200,
+                base,
+                &[("location", "//example.com/net")],
+                &["/a/b/c?q=1", "/net"],
+            ),
+            (
+                "POST",
+                200,
+                base,
+                &[("location", "http://example.com")],
+                &["/a/b/c?q=1", "/"],
+            ),
+            (
+                "POST",
+                200,
+                base,
+                &[("location", "https://example.com/abs")],
+                &["/a/b/c?q=1"],
+            ),
+            (
+                "POST",
+                200,
+                base,
+                &[("location", "http://other.example/abs")],
+                &["/a/b/c?q=1"],
+            ),
+            (
+                "POST",
+                200,
+                base,
+                &[("location", "http://example.com:8080/abs")],
+                &["/a/b/c?q=1"],
+            ),
+            (
+                "POST",
+                200,
+                base,
+                &[("location", "//other.example/net")],
+                &["/a/b/c?q=1"],
+            ),
+            (
+                "POST",
+                200,
+                base,
+                &[("location", "/a/b/c?q=1")],
+                &["/a/b/c?q=1"],
+            ),
+            (
+                "POST",
+                200,
+                "https://example.com:443/",
+                &[("location", "https://example.com/z")],
+                &["/", "/z"],
+            ),
+            (
+                "POST",
+                200,
+                "/rel/path",
+                &[
+                    ("location", "x"),
+                    ("content-location", "http://example.com/y"),
+                ],
+                &["/rel/path", "/rel/x"],
+            ),
         ];
         for (method, status, uri, resp, want) in cases {
             let got = invalidation_targets(

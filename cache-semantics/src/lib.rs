@@ -46,6 +46,8 @@ mod range;
 mod reuse;
 mod storable;
 mod structured;
+#[cfg(test)]
+mod test_util;
 mod update;
 mod vary;
 

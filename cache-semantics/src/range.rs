@@ -128,7 +128,10 @@ fn if_range_matches(value: &[u8], resp_headers: &HeaderMap) -> bool {
         };
         EntityTag::parse(value).strong_eq(&EntityTag::parse(etag.as_bytes()))
     } else {
-        match (parse_http_date(value), header_date(resp_headers, &LAST_MODIFIED)) {
+        match (
+            parse_http_date(value),
+            header_date(resp_headers, &LAST_MODIFIED),
+        ) {
             (Some(date), Some(Some(lm))) => date == lm,
             _ => false,
         }
@@ -138,23 +141,15 @@ fn if_range_matches(value: &[u8], resp_headers: &HeaderMap) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderName;
+    use crate::test_util::{Fields, map};
     use RangeDecision::*;
-
-    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
-        }
-        h
-    }
 
     const P: fn(u64, u64) -> RangeDecision = |start, end| Partial { start, end };
 
     #[test]
     fn range_table() {
         // (request headers, full length, decision); cache-tests partial.mjs.
-        let cases: &[(&[(&str, &str)], u64, RangeDecision)] = &[
+        let cases: &[(Fields, u64, RangeDecision)] = &[
             (&[], 11, Full),
             (&[("range", "bytes=0-1")], 11, P(0, 1)),
             (&[("range", "bytes=1-")], 11, P(1, 10)),
@@ -169,7 +164,11 @@ mod tests {
             (&[("range", " bytes=2-3 ,")], 10, P(2, 3)),
             (&[("range", "bytes=10-")], 10, Unsatisfiable),
             (&[("range", "bytes=10-20")], 10, Unsatisfiable),
-            (&[("range", "bytes=99999999999999999999999-")], 10, Unsatisfiable),
+            (
+                &[("range", "bytes=99999999999999999999999-")],
+                10,
+                Unsatisfiable,
+            ),
             (&[("range", "bytes=-0")], 10, Unsatisfiable),
             (&[("range", "bytes=0-")], 0, Unsatisfiable),
             (&[("range", "bytes=-5")], 0, Full),
@@ -185,7 +184,11 @@ mod tests {
             (&[("range", "0-1")], 10, Full),
         ];
         for (req, len, want) in cases {
-            assert_eq!(range(&map(req), *len, &HeaderMap::new()), *want, "{req:?} len {len}");
+            assert_eq!(
+                range(&map(req), *len, &HeaderMap::new()),
+                *want,
+                "{req:?} len {len}"
+            );
         }
     }
 

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use http::header::{CACHE_CONTROL, PRAGMA};
 use http::HeaderMap;
+use http::header::{CACHE_CONTROL, PRAGMA};
 
 use crate::{CacheControl, Freshness, MaxStale};
 
@@ -159,7 +159,7 @@ fn pragma_no_cache(headers: &HeaderMap) -> bool {
 mod tests {
     use super::*;
     use crate::FreshnessSource;
-    use http::{HeaderName, HeaderValue};
+    use crate::test_util::{Fields, map};
 
     fn obj(lifetime: u64, cc: &str) -> Freshness {
         let resp = CacheControl::parse_value(cc.as_bytes());
@@ -167,19 +167,20 @@ mod tests {
             lifetime: Duration::from_secs(lifetime),
             source: FreshnessSource::MaxAge(lifetime as u32),
             targeted: false,
-            stale_while_revalidate: Duration::from_secs(u64::from(resp.stale_while_revalidate.unwrap_or(0))),
+            stale_while_revalidate: Duration::from_secs(u64::from(
+                resp.stale_while_revalidate.unwrap_or(0),
+            )),
             stale_if_error: Duration::from_secs(u64::from(resp.stale_if_error.unwrap_or(0))),
-            must_revalidate: resp.must_revalidate || resp.proxy_revalidate || resp.s_maxage.is_some(),
+            must_revalidate: resp.must_revalidate
+                || resp.proxy_revalidate
+                || resp.s_maxage.is_some(),
             no_cache: resp.no_cache,
             immutable: resp.immutable,
         }
     }
 
     fn req(pairs: &[(&str, &str)]) -> (CacheControl, HeaderMap) {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
-        }
+        let h = map(pairs);
         (CacheControl::parse(&h, &CACHE_CONTROL), h)
     }
 
@@ -187,7 +188,7 @@ mod tests {
     fn reuse_table() {
         use Reuse::*;
         // (request headers, lifetime, response directives, age, decision)
-        let cases: &[(&[(&str, &str)], u64, &str, u64, Reuse)] = &[
+        let cases: &[(Fields, u64, &str, u64, Reuse)] = &[
             (&[], 3600, "", 0, Fresh),
             (&[], 3600, "", 3599, Fresh),
             (&[], 3600, "", 3600, MustRevalidate),
@@ -196,37 +197,142 @@ mod tests {
             (&[], 10000, "must-revalidate", 1, Fresh),
             (&[], 2, "must-revalidate", 5, MustRevalidate),
             // Request directives (cache-tests cc-request.mjs).
-            (&[("cache-control", "max-age=0")], 100000, "", 0, MustRevalidate),
-            (&[("cache-control", "max-age=1")], 100000, "", 3, MustRevalidate),
-            (&[("cache-control", "max-age=600")], 3600, "", 1800, MustRevalidate),
+            (
+                &[("cache-control", "max-age=0")],
+                100000,
+                "",
+                0,
+                MustRevalidate,
+            ),
+            (
+                &[("cache-control", "max-age=1")],
+                100000,
+                "",
+                3,
+                MustRevalidate,
+            ),
+            (
+                &[("cache-control", "max-age=600")],
+                3600,
+                "",
+                1800,
+                MustRevalidate,
+            ),
             (&[("cache-control", "max-age=600")], 3600, "", 600, Fresh),
-            (&[("cache-control", "max-age=abc")], 3600, "", 1, MustRevalidate),
-            (&[("cache-control", "max-stale=1000")], 1, "", 4, StaleAllowed),
-            (&[("cache-control", "max-stale=1000")], 1500, "", 2000, StaleAllowed),
-            (&[("cache-control", "max-stale=1000")], 1500, "", 2501, MustRevalidate),
-            (&[("cache-control", "max-stale")], 1, "", 1_000_000, StaleAllowed),
-            (&[("cache-control", "max-stale")], 1, "must-revalidate", 5, MustRevalidate),
-            (&[("cache-control", "max-stale")], 1, "s-maxage=1", 5, MustRevalidate),
-            (&[("cache-control", "min-fresh=2000")], 1500, "", 0, MustRevalidate),
-            (&[("cache-control", "min-fresh=1000")], 1500, "", 1000, MustRevalidate),
+            (
+                &[("cache-control", "max-age=abc")],
+                3600,
+                "",
+                1,
+                MustRevalidate,
+            ),
+            (
+                &[("cache-control", "max-stale=1000")],
+                1,
+                "",
+                4,
+                StaleAllowed,
+            ),
+            (
+                &[("cache-control", "max-stale=1000")],
+                1500,
+                "",
+                2000,
+                StaleAllowed,
+            ),
+            (
+                &[("cache-control", "max-stale=1000")],
+                1500,
+                "",
+                2501,
+                MustRevalidate,
+            ),
+            (
+                &[("cache-control", "max-stale")],
+                1,
+                "",
+                1_000_000,
+                StaleAllowed,
+            ),
+            (
+                &[("cache-control", "max-stale")],
+                1,
+                "must-revalidate",
+                5,
+                MustRevalidate,
+            ),
+            (
+                &[("cache-control", "max-stale")],
+                1,
+                "s-maxage=1",
+                5,
+                MustRevalidate,
+            ),
+            (
+                &[("cache-control", "min-fresh=2000")],
+                1500,
+                "",
+                0,
+                MustRevalidate,
+            ),
+            (
+                &[("cache-control", "min-fresh=1000")],
+                1500,
+                "",
+                1000,
+                MustRevalidate,
+            ),
             (&[("cache-control", "min-fresh=1000")], 1500, "", 500, Fresh),
-            (&[("cache-control", "no-cache")], 3600, "", 0, MustRevalidate),
+            (
+                &[("cache-control", "no-cache")],
+                3600,
+                "",
+                0,
+                MustRevalidate,
+            ),
             (&[("cache-control", "no-store")], 3600, "", 0, Fresh),
             // Pragma only without Cache-Control (RFC 9111 §5.4).
             (&[("pragma", "no-cache")], 3600, "", 0, MustRevalidate),
             (&[("pragma", "foo, No-Cache")], 3600, "", 0, MustRevalidate),
-            (&[("pragma", "no-cache"), ("cache-control", "max-stale")], 3600, "", 0, Fresh),
+            (
+                &[("pragma", "no-cache"), ("cache-control", "max-stale")],
+                3600,
+                "",
+                0,
+                Fresh,
+            ),
             (&[("pragma", "unrecognised-extension")], 3600, "", 0, Fresh),
             // stale-while-revalidate (RFC 5861 §3).
-            (&[], 0, "stale-while-revalidate=3600", 10, StaleWhileRevalidate),
+            (
+                &[],
+                0,
+                "stale-while-revalidate=3600",
+                10,
+                StaleWhileRevalidate,
+            ),
             (&[], 10, "stale-while-revalidate=5", 15, MustRevalidate),
-            (&[], 10, "stale-while-revalidate=5, must-revalidate", 12, MustRevalidate),
-            (&[], 10, "stale-while-revalidate=5, no-cache", 1, MustRevalidate),
+            (
+                &[],
+                10,
+                "stale-while-revalidate=5, must-revalidate",
+                12,
+                MustRevalidate,
+            ),
+            (
+                &[],
+                10,
+                "stale-while-revalidate=5, no-cache",
+                1,
+                MustRevalidate,
+            ),
         ];
         for (req_headers, lifetime, resp_cc, age, want) in cases {
             let (cc, h) = req(req_headers);
             let got = reuse(&cc, &h, &obj(*lifetime, resp_cc), Duration::from_secs(*age));
-            assert_eq!(got, *want, "{req_headers:?} {lifetime} {resp_cc:?} age {age}");
+            assert_eq!(
+                got, *want,
+                "{req_headers:?} {lifetime} {resp_cc:?} age {age}"
+            );
         }
     }
 
@@ -259,7 +365,11 @@ mod tests {
         let cases = [
             (CacheControl::default(), None, OnlyIfCached::NotRequested),
             (oic.clone(), None, OnlyIfCached::GatewayTimeout),
-            (oic.clone(), Some(Reuse::MustRevalidate), OnlyIfCached::GatewayTimeout),
+            (
+                oic.clone(),
+                Some(Reuse::MustRevalidate),
+                OnlyIfCached::GatewayTimeout,
+            ),
             (oic.clone(), Some(Reuse::Fresh), OnlyIfCached::Serve),
             (oic, Some(Reuse::StaleAllowed), OnlyIfCached::Serve),
         ];

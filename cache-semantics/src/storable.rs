@@ -237,51 +237,163 @@ pub fn remove_unstorable_fields(headers: &mut HeaderMap, opts: &Options) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
-
-    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(
-                HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
-        }
-        h
-    }
+    use crate::test_util::map;
 
     const FUTURE: &str = "Thu, 18 Aug 2050 02:01:18 GMT";
 
     #[test]
     fn storable_table() {
         use NotStorable::*;
-        type Row = (&'static str, &'static [(&'static str, &'static str)], u16, &'static [(&'static str, &'static str)], Result<(), NotStorable>);
+        type Row = (
+            &'static str,
+            &'static [(&'static str, &'static str)],
+            u16,
+            &'static [(&'static str, &'static str)],
+            Result<(), NotStorable>,
+        );
         let get = "GET";
         let cases: &[Row] = &[
             (get, &[], 200, &[("cache-control", "max-age=3600")], Ok(())),
             (get, &[], 200, &[], Ok(())),
-            ("HEAD", &[], 200, &[("cache-control", "max-age=3600")], Err(Method)),
-            ("POST", &[], 200, &[("cache-control", "max-age=3600")], Err(Method)),
-            (get, &[], 206, &[("cache-control", "max-age=3600")], Err(PartialContent)),
-            (get, &[], 304, &[("cache-control", "max-age=3600")], Err(Status)),
-            (get, &[], 103, &[("cache-control", "max-age=3600")], Err(Status)),
-            (get, &[], 200, &[("cache-control", "max-age=10000, no-store"), ("expires", FUTURE)], Err(NoStore)),
-            (get, &[], 200, &[("cache-control", "No-StOrE")], Err(NoStore)),
-            (get, &[("cache-control", "no-store")], 200, &[("cache-control", "max-age=60")], Err(RequestNoStore)),
-            (get, &[], 200, &[("cache-control", "private, max-age=3600")], Err(Private)),
-            (get, &[], 200, &[("cache-control", "private=\"set-cookie\", max-age=3600")], Ok(())),
-            (get, &[], 200, &[("cache-control", "max-age=10000, no-cache")], Ok(())),
+            (
+                "HEAD",
+                &[],
+                200,
+                &[("cache-control", "max-age=3600")],
+                Err(Method),
+            ),
+            (
+                "POST",
+                &[],
+                200,
+                &[("cache-control", "max-age=3600")],
+                Err(Method),
+            ),
+            (
+                get,
+                &[],
+                206,
+                &[("cache-control", "max-age=3600")],
+                Err(PartialContent),
+            ),
+            (
+                get,
+                &[],
+                304,
+                &[("cache-control", "max-age=3600")],
+                Err(Status),
+            ),
+            (
+                get,
+                &[],
+                103,
+                &[("cache-control", "max-age=3600")],
+                Err(Status),
+            ),
+            (
+                get,
+                &[],
+                200,
+                &[
+                    ("cache-control", "max-age=10000, no-store"),
+                    ("expires", FUTURE),
+                ],
+                Err(NoStore),
+            ),
+            (
+                get,
+                &[],
+                200,
+                &[("cache-control", "No-StOrE")],
+                Err(NoStore),
+            ),
+            (
+                get,
+                &[("cache-control", "no-store")],
+                200,
+                &[("cache-control", "max-age=60")],
+                Err(RequestNoStore),
+            ),
+            (
+                get,
+                &[],
+                200,
+                &[("cache-control", "private, max-age=3600")],
+                Err(Private),
+            ),
+            (
+                get,
+                &[],
+                200,
+                &[("cache-control", "private=\"set-cookie\", max-age=3600")],
+                Ok(()),
+            ),
+            (
+                get,
+                &[],
+                200,
+                &[("cache-control", "max-age=10000, no-cache")],
+                Ok(()),
+            ),
             // must-understand: understood status overrides no-store.
-            (get, &[], 200, &[("cache-control", "must-understand, no-store, max-age=60")], Ok(())),
-            (get, &[], 299, &[("cache-control", "must-understand, no-store, max-age=60")], Err(MustUnderstand)),
+            (
+                get,
+                &[],
+                200,
+                &[("cache-control", "must-understand, no-store, max-age=60")],
+                Ok(()),
+            ),
+            (
+                get,
+                &[],
+                299,
+                &[("cache-control", "must-understand, no-store, max-age=60")],
+                Err(MustUnderstand),
+            ),
             // Authorization (cache-tests authorization.mjs).
-            (get, &[("authorization", "FOO")], 200, &[("expires", FUTURE)], Err(Authorization)),
-            (get, &[("authorization", "FOO")], 200, &[("cache-control", "max-age=3600, public")], Ok(())),
-            (get, &[("authorization", "FOO")], 200, &[("cache-control", "max-age=3600, must-revalidate")], Ok(())),
-            (get, &[("authorization", "FOO")], 200, &[("cache-control", "s-maxage=3600")], Ok(())),
-            (get, &[], 200, &[("cache-control", "max-age=60"), ("vary", "foo, *")], Err(VaryAny)),
+            (
+                get,
+                &[("authorization", "FOO")],
+                200,
+                &[("expires", FUTURE)],
+                Err(Authorization),
+            ),
+            (
+                get,
+                &[("authorization", "FOO")],
+                200,
+                &[("cache-control", "max-age=3600, public")],
+                Ok(()),
+            ),
+            (
+                get,
+                &[("authorization", "FOO")],
+                200,
+                &[("cache-control", "max-age=3600, must-revalidate")],
+                Ok(()),
+            ),
+            (
+                get,
+                &[("authorization", "FOO")],
+                200,
+                &[("cache-control", "s-maxage=3600")],
+                Ok(()),
+            ),
+            (
+                get,
+                &[],
+                200,
+                &[("cache-control", "max-age=60"), ("vary", "foo, *")],
+                Err(VaryAny),
+            ),
             // Status codes (cache-tests status.mjs, heuristic-freshness.mjs).
-            (get, &[], 599, &[("last-modified", FUTURE)], Err(NotCacheable)),
+            (
+                get,
+                &[],
+                599,
+                &[("last-modified", FUTURE)],
+                Err(NotCacheable),
+            ),
             (get, &[], 599, &[("cache-control", "public")], Ok(())),
             (get, &[], 500, &[("cache-control", "max-age=60")], Ok(())),
             (get, &[], 302, &[("expires", "0")], Ok(())),
@@ -291,16 +403,58 @@ mod tests {
             (get, &[], 404, &[], Ok(())),
             (get, &[], 410, &[], Ok(())),
             // CDN-Cache-Control replaces Cache-Control (cache-tests cdn-cache-control.mjs).
-            (get, &[], 200, &[("cache-control", "max-age=10000"), ("cdn-cache-control", "no-store")], Err(NoStore)),
-            (get, &[], 200, &[("cache-control", "no-store"), ("cdn-cache-control", "max-age=10000")], Ok(())),
-            (get, &[], 200, &[("cache-control", "max-age=10000"), ("cdn-cache-control", "private")], Err(Private)),
-            (get, &[], 200, &[("cache-control", "no-store"), ("cdn-cache-control", "max-age=10000, &&&&&")], Err(NoStore)),
-            (get, &[], 500, &[("expires", FUTURE), ("cdn-cache-control", "public=?0")], Err(NotCacheable)),
+            (
+                get,
+                &[],
+                200,
+                &[
+                    ("cache-control", "max-age=10000"),
+                    ("cdn-cache-control", "no-store"),
+                ],
+                Err(NoStore),
+            ),
+            (
+                get,
+                &[],
+                200,
+                &[
+                    ("cache-control", "no-store"),
+                    ("cdn-cache-control", "max-age=10000"),
+                ],
+                Ok(()),
+            ),
+            (
+                get,
+                &[],
+                200,
+                &[
+                    ("cache-control", "max-age=10000"),
+                    ("cdn-cache-control", "private"),
+                ],
+                Err(Private),
+            ),
+            (
+                get,
+                &[],
+                200,
+                &[
+                    ("cache-control", "no-store"),
+                    ("cdn-cache-control", "max-age=10000, &&&&&"),
+                ],
+                Err(NoStore),
+            ),
+            (
+                get,
+                &[],
+                500,
+                &[("expires", FUTURE), ("cdn-cache-control", "public=?0")],
+                Err(NotCacheable),
+            ),
         ];
         let opts = Options::default();
         for (method, req, status, resp, want) in cases {
             let got = storable(
-                &Method::from_bytes(method.as_bytes()).unwrap(),
+                &http::Method::from_bytes(method.as_bytes()).unwrap(),
                 &map(req),
                 StatusCode::from_u16(*status).unwrap(),
                 &map(resp),
@@ -318,26 +472,48 @@ mod tests {
 
     #[test]
     fn targeted_fields_option() {
-        let resp = map(&[("cache-control", "max-age=1"), ("cdn-cache-control", "max-age=60")]);
+        let resp = map(&[
+            ("cache-control", "max-age=1"),
+            ("cdn-cache-control", "max-age=60"),
+        ]);
         let d = response_directives(&resp, &Options::default());
-        assert_eq!(d.source, DirectiveSource::Targeted(CDN_CACHE_CONTROL_NAME.clone()));
+        assert_eq!(
+            d.source,
+            DirectiveSource::Targeted(crate::CDN_CACHE_CONTROL)
+        );
         assert_eq!(d.cc.max_age, Some(60));
-        let none = Options { targeted_fields: vec![], ..Options::default() };
+        let none = Options {
+            targeted_fields: vec![],
+            ..Options::default()
+        };
         let d = response_directives(&resp, &none);
-        assert_eq!((d.source, d.cc.max_age), (DirectiveSource::CacheControl, Some(1)));
+        assert_eq!(
+            (d.source, d.cc.max_age),
+            (DirectiveSource::CacheControl, Some(1))
+        );
         let mine = HeaderName::from_static("lacquer-cache-control");
-        let opts = Options { targeted_fields: vec![mine.clone(), crate::CDN_CACHE_CONTROL], ..Options::default() };
-        let resp = map(&[("cdn-cache-control", "max-age=60"), ("lacquer-cache-control", "max-age=5")]);
+        let opts = Options {
+            targeted_fields: vec![mine.clone(), crate::CDN_CACHE_CONTROL],
+            ..Options::default()
+        };
+        let resp = map(&[
+            ("cdn-cache-control", "max-age=60"),
+            ("lacquer-cache-control", "max-age=5"),
+        ]);
         let d = response_directives(&resp, &opts);
-        assert_eq!((d.source, d.cc.max_age), (DirectiveSource::Targeted(mine), Some(5)));
+        assert_eq!(
+            (d.source, d.cc.max_age),
+            (DirectiveSource::Targeted(mine), Some(5))
+        );
     }
-
-    const CDN_CACHE_CONTROL_NAME: HeaderName = crate::CDN_CACHE_CONTROL;
 
     #[test]
     fn removes_unstorable_fields() {
         let mut h = map(&[
-            ("cache-control", "no-cache=\"a, b, etag\", private=\"set-cookie\", max-age=3600"),
+            (
+                "cache-control",
+                "no-cache=\"a, b, etag\", private=\"set-cookie\", max-age=3600",
+            ),
             ("connection", "x-hop"),
             ("x-hop", "1"),
             ("keep-alive", "timeout=5"),

@@ -193,9 +193,11 @@ fn bare_item<'a>(c: &mut Cursor<'a>) -> Option<Item<'a>> {
     match c.peek()? {
         b'-' | b'0'..=b'9' => number(c),
         b'"' => string(c),
-        b'*' | b'A'..=b'Z' | b'a'..=b'z' => Some(Item::Token(c.take(|b| {
-            crate::cache_control::is_tchar(b) || b == b':' || b == b'/'
-        }))),
+        b'*' | b'A'..=b'Z' | b'a'..=b'z' => {
+            Some(Item::Token(c.take(|b| {
+                crate::cache_control::is_tchar(b) || b == b':' || b == b'/'
+            })))
+        }
         b':' => {
             c.eat(b':');
             c.take(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b));
@@ -310,9 +312,13 @@ mod tests {
 
     #[test]
     fn directives() {
-        let cc = parse(&["no-store, private, no-cache=\"a, b\", s-maxage=5, stale-if-error=9"]).unwrap();
+        let cc =
+            parse(&["no-store, private, no-cache=\"a, b\", s-maxage=5, stale-if-error=9"]).unwrap();
         assert!(cc.no_store && cc.private && !cc.no_cache);
-        assert_eq!(cc.no_cache_fields, vec![HeaderName::from_static("a"), HeaderName::from_static("b")]);
+        assert_eq!(
+            cc.no_cache_fields,
+            vec![HeaderName::from_static("a"), HeaderName::from_static("b")]
+        );
         assert_eq!((cc.s_maxage, cc.stale_if_error), (Some(5), Some(9)));
         let cc = parse(&["no-cache=?1, must-revalidate=?0"]).unwrap();
         assert!(cc.no_cache, "?1 is the flag");

@@ -37,9 +37,7 @@ fn connection_listed(headers: &HeaderMap) -> Vec<HeaderName> {
 }
 
 fn is_hop_by_hop(name: &HeaderName, listed: &[HeaderName]) -> bool {
-    *name == CONNECTION
-        || HOP_BY_HOP.contains(&name.as_str())
-        || listed.contains(name)
+    *name == CONNECTION || HOP_BY_HOP.contains(&name.as_str()) || listed.contains(name)
 }
 
 /// Removes the hop-by-hop fields that a proxy must not forward or store
@@ -105,7 +103,11 @@ pub enum HeadUpdate {
 /// validators (`ETag`, `Last-Modified`) and `Content-Length` all equal the
 /// stored ones (byte for byte), the stored headers are updated as by
 /// [`merge_not_modified`]; if any differs, the stored response is stale.
-pub fn freshen_from_head(status: StatusCode, stored: &mut HeaderMap, head: &HeaderMap) -> HeadUpdate {
+pub fn freshen_from_head(
+    status: StatusCode,
+    stored: &mut HeaderMap,
+    head: &HeaderMap,
+) -> HeadUpdate {
     if status != StatusCode::OK {
         return HeadUpdate::Ignored;
     }
@@ -131,16 +133,9 @@ pub fn ensure_date(headers: &mut HeaderMap, response_time: SystemTime) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::{Fields, map};
     use http::HeaderValue;
     use std::time::{Duration, UNIX_EPOCH};
-
-    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
-        }
-        h
-    }
 
     fn pairs(h: &HeaderMap) -> Vec<(String, String)> {
         let mut v: Vec<_> = h
@@ -152,7 +147,10 @@ mod tests {
     }
 
     fn sorted(p: &[(&str, &str)]) -> Vec<(String, String)> {
-        let mut v: Vec<_> = p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut v: Vec<_> = p
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         v.sort();
         v
     }
@@ -174,26 +172,79 @@ mod tests {
             ("proxy-authenticate", "Basic"),
         ]);
         strip_connection_headers(&mut h);
-        assert_eq!(pairs(&h), sorted(&[("c", "3"), ("proxy-authenticate", "Basic")]));
+        assert_eq!(
+            pairs(&h),
+            sorted(&[("c", "3"), ("proxy-authenticate", "Basic")])
+        );
     }
 
     #[test]
     fn merge_table() {
         // (stored, 304, merged); cache-tests update304.mjs and header-list.mjs.
-        type Row = (&'static [(&'static str, &'static str)], &'static [(&'static str, &'static str)], &'static [(&'static str, &'static str)]);
+        type Row = (
+            &'static [(&'static str, &'static str)],
+            &'static [(&'static str, &'static str)],
+            &'static [(&'static str, &'static str)],
+        );
         let cases: &[Row] = &[
-            (&[("test-header", "A"), ("cache-control", "max-age=1")], &[], &[("test-header", "A"), ("cache-control", "max-age=1")]),
-            (&[("test-header", "A")], &[("test-header", "B")], &[("test-header", "B")]),
+            (
+                &[("test-header", "A"), ("cache-control", "max-age=1")],
+                &[],
+                &[("test-header", "A"), ("cache-control", "max-age=1")],
+            ),
+            (
+                &[("test-header", "A")],
+                &[("test-header", "B")],
+                &[("test-header", "B")],
+            ),
             (&[("x", "1"), ("x", "2")], &[("x", "3")], &[("x", "3")]),
-            (&[("x", "1")], &[("x", "2"), ("x", "3")], &[("x", "2"), ("x", "3")]),
-            (&[("cache-control", "max-age=1")], &[("cache-control", "max-age=3600")], &[("cache-control", "max-age=3600")]),
-            (&[("content-type", "text/plain")], &[("content-type", "text/plain;charset=utf-8")], &[("content-type", "text/plain;charset=utf-8")]),
-            (&[("etag", "\"a\"")], &[("etag", "\"b\"")], &[("etag", "\"b\"")]),
-            (&[("set-cookie", "a=b")], &[("set-cookie", "a=c")], &[("set-cookie", "a=c")]),
-            (&[("content-length", "5")], &[("content-length", "10")], &[("content-length", "5")]),
-            (&[("age", "30"), ("date", "Wed, 01 Jan 2020 00:00:00 GMT")], &[("date", "Thu, 02 Jan 2020 00:00:00 GMT")], &[("date", "Thu, 02 Jan 2020 00:00:00 GMT")]),
+            (
+                &[("x", "1")],
+                &[("x", "2"), ("x", "3")],
+                &[("x", "2"), ("x", "3")],
+            ),
+            (
+                &[("cache-control", "max-age=1")],
+                &[("cache-control", "max-age=3600")],
+                &[("cache-control", "max-age=3600")],
+            ),
+            (
+                &[("content-type", "text/plain")],
+                &[("content-type", "text/plain;charset=utf-8")],
+                &[("content-type", "text/plain;charset=utf-8")],
+            ),
+            (
+                &[("etag", "\"a\"")],
+                &[("etag", "\"b\"")],
+                &[("etag", "\"b\"")],
+            ),
+            (
+                &[("set-cookie", "a=b")],
+                &[("set-cookie", "a=c")],
+                &[("set-cookie", "a=c")],
+            ),
+            (
+                &[("content-length", "5")],
+                &[("content-length", "10")],
+                &[("content-length", "5")],
+            ),
+            (
+                &[("age", "30"), ("date", "Wed, 01 Jan 2020 00:00:00 GMT")],
+                &[("date", "Thu, 02 Jan 2020 00:00:00 GMT")],
+                &[("date", "Thu, 02 Jan 2020 00:00:00 GMT")],
+            ),
             (&[("age", "30")], &[("age", "5")], &[("age", "5")]),
-            (&[("a", "1")], &[("connection", "a"), ("a", "2"), ("keep-alive", "x"), ("transfer-encoding", "chunked"), ("proxy-authenticate", "x")], &[("a", "1")]),
+            (
+                &[("a", "1")],
+                &[
+                    ("connection", "a"),
+                    ("a", "2"),
+                    ("keep-alive", "x"),
+                    ("transfer-encoding", "chunked"),
+                    ("proxy-authenticate", "x"),
+                ],
+                &[("a", "1")],
+            ),
         ];
         for (stored, nm, want) in cases {
             let mut s = map(stored);
@@ -204,21 +255,59 @@ mod tests {
 
     #[test]
     fn head_updates() {
-        let stored = &[("etag", "\"a\""), ("content-length", "5"), ("template-a", "1"), ("cache-control", "max-age=2")][..];
+        let stored = &[
+            ("etag", "\"a\""),
+            ("content-length", "5"),
+            ("template-a", "1"),
+            ("cache-control", "max-age=2"),
+        ][..];
         // (status, HEAD response headers, outcome, template-a afterwards)
-        let cases: &[(u16, &[(&str, &str)], HeadUpdate, &str)] = &[
-            (200, &[("template-a", "2"), ("cache-control", "max-age=1000")], HeadUpdate::Updated, "2"),
-            (200, &[("etag", "\"a\""), ("content-length", "5"), ("template-a", "2")], HeadUpdate::Updated, "2"),
+        let cases: &[(u16, Fields, HeadUpdate, &str)] = &[
+            (
+                200,
+                &[("template-a", "2"), ("cache-control", "max-age=1000")],
+                HeadUpdate::Updated,
+                "2",
+            ),
+            (
+                200,
+                &[
+                    ("etag", "\"a\""),
+                    ("content-length", "5"),
+                    ("template-a", "2"),
+                ],
+                HeadUpdate::Updated,
+                "2",
+            ),
             (200, &[], HeadUpdate::Updated, "1"),
-            (200, &[("etag", "\"b\""), ("template-a", "2")], HeadUpdate::Stale, "1"),
-            (200, &[("content-length", "6"), ("template-a", "2")], HeadUpdate::Stale, "1"),
-            (200, &[("last-modified", "Wed, 01 Jan 2020 00:00:00 GMT")], HeadUpdate::Stale, "1"),
+            (
+                200,
+                &[("etag", "\"b\""), ("template-a", "2")],
+                HeadUpdate::Stale,
+                "1",
+            ),
+            (
+                200,
+                &[("content-length", "6"), ("template-a", "2")],
+                HeadUpdate::Stale,
+                "1",
+            ),
+            (
+                200,
+                &[("last-modified", "Wed, 01 Jan 2020 00:00:00 GMT")],
+                HeadUpdate::Stale,
+                "1",
+            ),
             (410, &[("template-a", "2")], HeadUpdate::Ignored, "1"),
         ];
         for (status, head, want, template) in cases {
             let mut s = map(stored);
             let got = freshen_from_head(StatusCode::from_u16(*status).unwrap(), &mut s, &map(head));
-            assert_eq!((got, s.get("template-a").unwrap().to_str().unwrap()), (*want, *template), "{head:?}");
+            assert_eq!(
+                (got, s.get("template-a").unwrap().to_str().unwrap()),
+                (*want, *template),
+                "{head:?}"
+            );
             assert_eq!(s.get("content-length").unwrap(), "5");
         }
     }
@@ -227,7 +316,14 @@ mod tests {
     fn date_is_ensured() {
         let t = UNIX_EPOCH + Duration::from_secs(784_111_777);
         let now = "Sun, 06 Nov 1994 08:49:37 GMT";
-        for (given, want) in [(None, now), (Some("foo"), now), (Some("Wed, 01 Jan 2020 00:00:00 GMT"), "Wed, 01 Jan 2020 00:00:00 GMT")] {
+        for (given, want) in [
+            (None, now),
+            (Some("foo"), now),
+            (
+                Some("Wed, 01 Jan 2020 00:00:00 GMT"),
+                "Wed, 01 Jan 2020 00:00:00 GMT",
+            ),
+        ] {
             let mut h = HeaderMap::new();
             if let Some(g) = given {
                 h.insert(DATE, HeaderValue::from_static(g));

@@ -66,7 +66,8 @@ pub fn vary_key(names: &[HeaderName], req_headers: &HeaderMap) -> Vec<u8> {
             key.push(b'-');
         } else {
             key.push(b'=');
-            let lower = *name == ACCEPT_ENCODING || *name == ACCEPT_LANGUAGE || *name == ACCEPT_CHARSET;
+            let lower =
+                *name == ACCEPT_ENCODING || *name == ACCEPT_LANGUAGE || *name == ACCEPT_CHARSET;
             let mut first = true;
             for line in values {
                 let s = line.as_bytes();
@@ -103,7 +104,10 @@ mod tests {
     fn map(name: &str, lines: &[&str]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for l in lines {
-            h.append(HeaderName::from_bytes(name.as_bytes()).unwrap(), HeaderValue::from_str(l).unwrap());
+            h.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_str(l).unwrap(),
+            );
         }
         h
     }
@@ -164,13 +168,20 @@ mod tests {
             ("accept-encoding", &["GZIP, br"], &["gzip,br"], true),
         ];
         for (name, a, b, same) in cases {
-            assert_eq!(key(name, a) == key(name, b), *same, "{name}: {a:?} vs {b:?}");
+            assert_eq!(
+                key(name, a) == key(name, b),
+                *same,
+                "{name}: {a:?} vs {b:?}"
+            );
         }
     }
 
     #[test]
     fn multi_field_keys() {
-        let n = [HeaderName::from_static("bar"), HeaderName::from_static("foo")];
+        let n = [
+            HeaderName::from_static("bar"),
+            HeaderName::from_static("foo"),
+        ];
         let mut a = map("foo", &["1"]);
         a.insert("bar", HeaderValue::from_static("abc"));
         let mut b = map("foo", &["1"]);

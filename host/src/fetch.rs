@@ -12,12 +12,14 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
+use lacquer_cache_semantics as cs;
+
 use crate::backend::{Backend, FetchFailure, FetchKind, PickKey};
 use crate::body::{BetweenBytesTimeout, ProxyBody, TimeoutBody, empty};
 use crate::cache::body::BodyBuf;
 use crate::cache::policy::{self, Facts, VaryKey};
 use crate::cache::{FetchGuard, Key, NewObject, Object, Outcome};
-use crate::http_util::{VIA, idempotent, strip_hop_by_hop};
+use crate::http_util::{VIA, idempotent};
 use crate::metrics::State;
 use crate::plugin::chain::{BerespDecision, FetchErrorDecision, FetchErrorKind, Proposal, Storage, WitFetchError};
 use crate::plugin::{Hook, RespState, Synth};
@@ -81,7 +83,7 @@ impl Cx {
             attempt += 1;
             let request_time = SystemTime::now();
             let t0 = Instant::now();
-            let sent = self.send(lookup, &tried).await;
+            let sent = self.send(lookup, stale.as_deref(), &tried).await;
             let (be, fetched) = match sent {
                 Ok(x) => x,
                 Err(mut f) => {
@@ -95,7 +97,7 @@ impl Cx {
                     if f.kind.retryable() && idempotent(&self.rs.method) && can_resend && attempt <= retries {
                         continue;
                     }
-                    let stale_ok = stale.as_ref().filter(|o| o.usable_on_error()).cloned();
+                    let stale_ok = stale.as_ref().filter(|o| o.usable_on_error(&self.cc)).cloned();
                     return match self.fetch_failed(f, stale_ok, Some(&mut mode)).await {
                         Some(r) => r,
                         None if can_resend => continue,
@@ -112,16 +114,29 @@ impl Cx {
             }
             let (parts, incoming) = fetched.response.into_parts();
             let mut headers = parts.headers;
-            strip_hop_by_hop(&mut headers);
+            lacquer_cache_semantics::strip_connection_headers(&mut headers);
             let mut resp = RespState { status, headers };
+            let response_time = SystemTime::now();
+            // A 304 to our revalidation: the stored copy, with its headers updated.
+            let revalidated = match &stale {
+                Some(o) if lookup && status == StatusCode::NOT_MODIFIED && o.status == StatusCode::OK => {
+                    let mut merged = o.headers.clone();
+                    cs::merge_not_modified(&mut merged, &resp.headers);
+                    resp = RespState {
+                        status: o.status,
+                        headers: merged,
+                    };
+                    Some(o.body.clone())
+                }
+                _ => None,
+            };
             let (proposal, facts) = if lookup {
                 policy::propose(
-                    &Method::GET,
                     &self.rs.headers,
                     status,
                     &resp.headers,
                     request_time,
-                    SystemTime::now(),
+                    response_time,
                     &self.generation.config.cache,
                 )
             } else {
@@ -139,7 +154,14 @@ impl Cx {
             } else {
                 BerespDecision::Proposal(proposal)
             };
-            let body = TimeoutBody::new(incoming, be.cfg.section.between_bytes_timeout, fetched.permit);
+            let body = match revalidated {
+                Some(buf) => Source::Stored(buf),
+                None => Source::Backend(TimeoutBody::new(
+                    incoming,
+                    be.cfg.section.between_bytes_timeout,
+                    fetched.permit,
+                )),
+            };
             match decision {
                 BerespDecision::Retry if !self.body_sent && attempt < MAX_ATTEMPTS => {
                     tried.push(be.name.clone());
@@ -158,7 +180,7 @@ impl Cx {
     }
 
     /// Choose a backend and send the request to it.
-    async fn send(&mut self, lookup: bool, tried: &[Arc<str>]) -> Result<(Arc<Backend>, crate::backend::Fetched), FetchFailure> {
+    async fn send(&mut self, lookup: bool, stale: Option<&Object>, tried: &[Arc<str>]) -> Result<(Arc<Backend>, crate::backend::Fetched), FetchFailure> {
         let url = self.rs.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
         let key = PickKey {
             url: &url,
@@ -178,6 +200,14 @@ impl Cx {
                 header::IF_UNMODIFIED_SINCE,
             ] {
                 headers.remove(h);
+            }
+            // Revalidate a stale copy instead of fetching it again.
+            if let Some(o) = stale.filter(|o| !o.hfm && o.status == StatusCode::OK) {
+                for (k, v) in cs::conditional_request_headers(&o.headers) {
+                    if let Some(k) = k {
+                        headers.insert(k, v);
+                    }
+                }
             }
         }
         headers.append(header::VIA, VIA);
@@ -283,8 +313,8 @@ impl Cx {
         &mut self,
         mut mode: Mode,
         be: &Backend,
-        resp: RespState,
-        body: TimeoutBody<Incoming>,
+        mut resp: RespState,
+        body: Source,
         p: Proposal,
         facts: Facts,
     ) -> (Response<ProxyBody>, State) {
@@ -299,7 +329,13 @@ impl Cx {
         let cache = &self.shared.cache;
         match (mode.key(), storable, p.storage) {
             (Some(key), true, _) => {
-                let buf = BodyBuf::filling();
+                let opts = policy::options(cfg);
+                cs::remove_unstorable_fields(&mut resp.headers, &opts);
+                cs::ensure_date(&mut resp.headers, SystemTime::now());
+                let (buf, backend_body) = match body {
+                    Source::Stored(buf) => (buf, None),
+                    Source::Backend(b) => (BodyBuf::filling(), Some(b)),
+                };
                 let obj = cache.insert(
                     key,
                     NewObject {
@@ -318,14 +354,16 @@ impl Cx {
                     },
                 );
                 mode.resolve(Outcome::Stored);
-                tokio::spawn(fill(
-                    self.shared.clone(),
-                    obj.clone(),
-                    body,
-                    cfg.max_object_size.0,
-                    self.rs.id.clone(),
-                    be.name.clone(),
-                ));
+                if let Some(body) = backend_body {
+                    tokio::spawn(fill(
+                        self.shared.clone(),
+                        obj.clone(),
+                        body,
+                        cfg.max_object_size.0,
+                        self.rs.id.clone(),
+                        be.name.clone(),
+                    ));
+                }
                 if self.background {
                     return (Response::new(empty()), State::Miss);
                 }
@@ -343,7 +381,11 @@ impl Cx {
                 if self.background {
                     return (Response::new(empty()), state);
                 }
-                let body = if self.rs.method == Method::HEAD { empty() } else { body.boxed_unsync() };
+                let body = match body {
+                    _ if self.rs.method == Method::HEAD => empty(),
+                    Source::Stored(buf) => buf.reader(),
+                    Source::Backend(b) => b.boxed_unsync(),
+                };
                 self.deliver(Delivery {
                     status: resp.status,
                     headers: resp.headers,
@@ -355,6 +397,14 @@ impl Cx {
             }
         }
     }
+}
+
+/// Where a response's body comes from.
+enum Source {
+    /// The backend, still streaming.
+    Backend(TimeoutBody<Incoming>),
+    /// A stored object's body (after a 304 revalidated it).
+    Stored(Arc<BodyBuf>),
 }
 
 fn pass_proposal() -> Proposal {

@@ -11,11 +11,13 @@ use http::header::{self, HeaderValue};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
 
+use lacquer_cache_semantics as cs;
+
 use crate::backend::FetchFailure;
 use crate::body::{ProxyBody, empty, full};
 use crate::cache::{self, Lookup, Object, Outcome};
 use crate::fetch::Mode;
-use crate::http_util::{VIA, host_of, strip_hop_by_hop};
+use crate::http_util::{VIA, host_of};
 use crate::metrics::State;
 use crate::plugin::chain::{CacheState, DeliverInfo, RecvDecision};
 use crate::plugin::{Hook, PluginFailure, ReqState, RespState, Synth};
@@ -56,6 +58,8 @@ pub struct Cx {
     pub failure: Option<FetchFailure>,
     /// A background refresh: nothing is delivered.
     pub background: bool,
+    /// The request's `Cache-Control` directives.
+    pub cc: cs::CacheControl,
 }
 
 /// Serve one client request.
@@ -64,7 +68,7 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>, peer: SocketAdd
     let generation = shared.generation.load_full();
     let (parts, body) = req.into_parts();
     let mut headers = parts.headers;
-    strip_hop_by_hop(&mut headers);
+    lacquer_cache_semantics::strip_connection_headers(&mut headers);
     let host = host_of(&headers, &parts.uri);
     if !headers.contains_key(header::HOST)
         && let Ok(v) = HeaderValue::from_str(&host)
@@ -87,7 +91,9 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>, peer: SocketAdd
         key_inputs: Vec::new(),
     };
     let metrics = shared.metrics.clone();
+    let cc = cs::CacheControl::parse(&rs.headers, &header::CACHE_CONTROL);
     let mut cx = Cx {
+        cc,
         shared,
         generation,
         rs,
@@ -137,8 +143,22 @@ impl Cx {
 
     async fn lookup(&mut self) -> (Response<ProxyBody>, State) {
         let key = self.key();
+        let mut waited = false;
         for _ in 0..MAX_WAITS {
-            match self.shared.cache.lookup(key, &self.rs.headers) {
+            // After waiting for a fetch, what it stored is as fresh as a revalidation.
+            let (cc, headers) = if waited {
+                (cs::CacheControl::default(), &self.rs.headers)
+            } else {
+                (self.cc.clone(), &self.rs.headers)
+            };
+            let found = self.shared.cache.lookup(key, headers, &cc, waited);
+            if self.cc.only_if_cached && !matches!(found, Lookup::Hit(_) | Lookup::Stale { .. }) {
+                if let Lookup::Miss { guard, .. } = found {
+                    guard.resolve(Outcome::Uncacheable);
+                }
+                return self.gateway_timeout().await;
+            }
+            match found {
                 Lookup::Hit(o) => return self.deliver_object(&o, State::Hit).await,
                 Lookup::Stale { obj, refresh } => {
                     if let Some(guard) = refresh {
@@ -150,6 +170,7 @@ impl Cx {
                             body_sent: false,
                             failure: None,
                             background: true,
+                            cc: cs::CacheControl::default(),
                         };
                         tokio::spawn(async move {
                             bg.fetch(Mode::Miss(guard), None).await;
@@ -167,7 +188,10 @@ impl Cx {
                         }
                     };
                     match outcome {
-                        Outcome::Stored => continue,
+                        Outcome::Stored => {
+                            waited = true;
+                            continue;
+                        }
                         Outcome::Uncacheable => return self.fetch(Mode::HitForMiss(key), None).await,
                         Outcome::Failed(f) => {
                             return match self.fetch_failed(f, None, None).await {
@@ -184,33 +208,84 @@ impl Cx {
         self.fetch(Mode::HitForMiss(key), None).await
     }
 
-    /// RFC 9111 §4.4: a successful unsafe request invalidates the URL.
+    /// RFC 9111 §4.4: a successful unsafe request invalidates the URL and
+    /// same-origin `Location` / `Content-Location` targets.
     fn invalidate_after_unsafe(&self, resp: &Response<ProxyBody>) {
-        let m = &self.rs.method;
-        let safe = matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE);
-        if !safe && (resp.status().is_success() || resp.status().is_redirection()) {
-            self.shared.cache.purge(self.key());
+        for target in cs::invalidation_targets(&self.rs.method, resp.status(), &self.rs.uri, resp.headers()) {
+            self.shared
+                .cache
+                .purge(cache::key(&self.rs.host, &target, &self.rs.key_inputs));
         }
     }
 
-    /// Deliver a cached object.
+    /// `only-if-cached` with nothing usable: 504 (RFC 9111 §5.2.1.7).
+    async fn gateway_timeout(&mut self) -> (Response<ProxyBody>, State) {
+        self.deliver_synth(Synth {
+            status: StatusCode::GATEWAY_TIMEOUT,
+            headers: text_headers(),
+            body: Bytes::from_static(b"504 Gateway Timeout\nonly-if-cached: not in cache\n"),
+        })
+        .await
+    }
+
+    /// Deliver a cached object, answering the client's conditionals (304/412)
+    /// and byte ranges (206/416) from it.
     pub async fn deliver_object(&mut self, o: &Arc<Object>, state: State) -> (Response<ProxyBody>, State) {
         let mut headers = o.headers.clone();
-        let age = o.age().as_secs();
-        headers.insert(header::AGE, HeaderValue::from(age));
-        let body = if self.rs.method == Method::HEAD {
-            empty()
-        } else {
-            o.body.reader()
-        };
+        let age = o.age();
+        headers.insert(header::AGE, cs::age_header_value(age));
+        let head = self.rs.method == Method::HEAD;
+        let mut status = o.status;
+        let mut body = if head { empty() } else { o.body.reader() };
+        match cs::evaluate_conditionals(&self.rs.method, &self.rs.headers, o.status, &o.headers) {
+            cs::Conditional::NotModified => {
+                status = StatusCode::NOT_MODIFIED;
+                body = empty();
+                for h in [header::CONTENT_LENGTH, header::CONTENT_RANGE, header::TRANSFER_ENCODING] {
+                    headers.remove(h);
+                }
+            }
+            cs::Conditional::PreconditionFailed => {
+                status = StatusCode::PRECONDITION_FAILED;
+                body = empty();
+                headers = text_headers();
+            }
+            cs::Conditional::None => {
+                if o.status == StatusCode::OK && self.rs.method == Method::GET {
+                    if let Some(whole) = o.body.whole() {
+                        let len = whole.len() as u64;
+                        let d = cs::range(&self.rs.headers, len, &o.headers);
+                        if let Some(cr) = d.content_range(len) {
+                            headers.insert(header::CONTENT_RANGE, cr);
+                        }
+                        match d {
+                            cs::RangeDecision::Full => {}
+                            cs::RangeDecision::Partial { start, end } => {
+                                status = StatusCode::PARTIAL_CONTENT;
+                                let part = whole.slice(start as usize..end as usize + 1);
+                                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(part.len()));
+                                body = full(part);
+                            }
+                            cs::RangeDecision::Unsatisfiable => {
+                                status = StatusCode::RANGE_NOT_SATISFIABLE;
+                                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(0));
+                                body = empty();
+                            }
+                        }
+                    }
+                    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+                }
+            }
+        }
         self.deliver(Delivery {
-            status: o.status,
+            status,
             headers,
             body,
             state,
             hits: o.hits.load(std::sync::atomic::Ordering::Relaxed),
-            age,
-        }).await
+            age: age.as_secs(),
+        })
+        .await
     }
 
     /// Deliver a plugin's (or the host's) synthetic response.

@@ -17,6 +17,8 @@ use http::{HeaderMap, StatusCode};
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
+use lacquer_cache_semantics as cs;
+
 use self::body::BodyBuf;
 use crate::backend::FetchFailure;
 use crate::metrics::Metrics;
@@ -86,25 +88,30 @@ impl Object {
     fn resident(&self) -> Duration {
         self.created.elapsed()
     }
+    /// Its freshness as the RFC rules see it (lifetime and grace as the plugins left them).
+    pub fn freshness(&self) -> cs::Freshness {
+        cs::Freshness {
+            lifetime: self.initial_age + self.ttl,
+            source: cs::FreshnessSource::None,
+            targeted: false,
+            stale_while_revalidate: self.grace,
+            stale_if_error: self.stale_if_error,
+            must_revalidate: self.must_revalidate,
+            no_cache: self.no_cache,
+            immutable: false,
+        }
+    }
     /// Within its freshness lifetime.
     pub fn fresh(&self) -> bool {
         self.resident() < self.ttl
     }
-    /// Stale but within grace.
-    pub fn in_grace(&self) -> bool {
-        !self.fresh() && !self.must_revalidate && self.resident() < self.ttl + self.grace
-    }
-    /// Within stale-if-error.
-    pub fn usable_on_error(&self) -> bool {
-        !self.must_revalidate && self.resident() < self.ttl + self.grace.max(self.stale_if_error)
+    /// May be served instead of an error (stale-if-error, RFC 5861).
+    pub fn usable_on_error(&self, req_cc: &cs::CacheControl) -> bool {
+        !self.hfm && cs::stale_on_error(req_cc, &self.freshness(), self.age()) == cs::StaleOnError::Serve
     }
     /// Past ttl + grace + keep: to be dropped.
     pub fn dead(&self) -> bool {
         self.resident() >= self.ttl + self.grace.max(self.stale_if_error) + self.keep
-    }
-    /// Freshness remaining, or how long ago it went stale (negative), in seconds.
-    pub fn remaining(&self) -> f64 {
-        self.ttl.as_secs_f64() - self.resident().as_secs_f64()
     }
     fn touch(&self) {
         if !self.referenced.load(Ordering::Relaxed) {
@@ -250,8 +257,16 @@ impl Cache {
         self.map.iter().map(|s| s.variants.len()).sum()
     }
 
-    /// Find `key` for a request with `req_headers`.
-    pub fn lookup(self: &Arc<Self>, key: Key, req_headers: &HeaderMap) -> Lookup {
+    /// Find `key` for a request with `req_headers` and request directives `req_cc`.
+    /// With `revalidated`, the request just waited for a fetch: request
+    /// directives (no-cache, max-age=0, Pragma) are satisfied by it.
+    pub fn lookup(
+        self: &Arc<Self>,
+        key: Key,
+        req_headers: &HeaderMap,
+        req_cc: &cs::CacheControl,
+        revalidated: bool,
+    ) -> Lookup {
         let mut slot = self.map.entry(key).or_insert_with(|| Slot {
             variants: Vec::new(),
             busy: None,
@@ -269,25 +284,30 @@ impl Cache {
             .iter()
             .find(|o| o.vary.as_ref().is_none_or(|v| v.matches(req_headers)))
             .cloned();
-        let busy = slot.busy.clone();
-        let outcome = match found {
-            Some(o) if o.hfm && o.fresh() => Lookup::HitForMiss,
-            Some(o) if o.fresh() && !o.no_cache && o.body.state() != body::Fill::Failed => {
+        let reuse = match &found {
+            Some(o) if o.hfm => None,
+            Some(o) if o.body.state() == body::Fill::Failed => Some(cs::Reuse::MustRevalidate),
+            Some(o) if revalidated => Some(cs::reuse(req_cc, &HeaderMap::new(), &o.freshness(), o.age())),
+            Some(o) => Some(cs::reuse(req_cc, req_headers, &o.freshness(), o.age())),
+            None => None,
+        };
+        let outcome = match (found, reuse) {
+            (Some(o), None) if o.fresh() => Lookup::HitForMiss,
+            (Some(o), Some(cs::Reuse::Fresh | cs::Reuse::StaleAllowed)) => {
                 o.touch();
                 o.hits.fetch_add(1, Ordering::Relaxed);
                 Lookup::Hit(o)
             }
-            found => {
+            (found, reuse) => {
                 let stale = found.filter(|o| !o.hfm);
-                let graceful = stale.as_ref().is_some_and(|o| o.in_grace() && !o.no_cache);
-                match (busy, graceful) {
-                    (Some(_), true) => {
-                        let o = stale.expect("graceful implies an object");
+                let graceful = reuse == Some(cs::Reuse::StaleWhileRevalidate);
+                match (slot.busy.clone(), stale) {
+                    (Some(_), Some(o)) if graceful => {
                         o.hits.fetch_add(1, Ordering::Relaxed);
                         Lookup::Stale { obj: o, refresh: None }
                     }
-                    (Some(rx), false) => Lookup::Wait(rx),
-                    (None, g) => {
+                    (Some(rx), _) => Lookup::Wait(rx),
+                    (None, stale) => {
                         let (tx, rx) = watch::channel(None);
                         slot.busy = Some(rx);
                         let guard = FetchGuard {
@@ -296,7 +316,7 @@ impl Cache {
                             tx: Some(tx),
                         };
                         match stale {
-                            Some(o) if g && !o.refreshing.swap(true, Ordering::AcqRel) => {
+                            Some(o) if graceful && !o.refreshing.swap(true, Ordering::AcqRel) => {
                                 o.hits.fetch_add(1, Ordering::Relaxed);
                                 Lookup::Stale {
                                     obj: o,
