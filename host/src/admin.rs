@@ -20,7 +20,11 @@ use crate::server::Shared;
 /// Largest admin request body read.
 const MAX_BODY: usize = 64 * 1024;
 
-fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<ProxyBody> {
+fn reply(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<ProxyBody> {
     let mut r = Response::new(full(body.into()));
     *r.status_mut() = status;
     r.headers_mut()
@@ -53,7 +57,10 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Pro
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.strip_prefix("Bearer ").is_some_and(|t| t == token));
         if !ok {
-            return error(StatusCode::UNAUTHORIZED, "mutations need Authorization: Bearer <admin.token>");
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "mutations need Authorization: Bearer <admin.token>",
+            );
         }
     }
     let body = match http_body_util::Limited::new(body, MAX_BODY).collect().await {
@@ -63,46 +70,77 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Pro
     let body = String::from_utf8_lossy(&body).trim().to_owned();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (&parts.method, segments.as_slice()) {
-        (&Method::GET, ["metrics"]) => reply(StatusCode::OK, "text/plain; version=0.0.4", shared.metrics.encode()),
+        (&Method::GET, ["metrics"]) => reply(
+            StatusCode::OK,
+            "text/plain; version=0.0.4",
+            shared.metrics.encode(),
+        ),
         (&Method::GET, ["status"]) => json_reply(StatusCode::OK, status(&shared)),
-        (&Method::GET, [""]) => reply(StatusCode::OK, "text/html; charset=utf-8", status_page(&shared)),
+        (&Method::GET, [""]) => reply(
+            StatusCode::OK,
+            "text/html; charset=utf-8",
+            status_page(&shared),
+        ),
         (&Method::GET, ["backends"]) => json_reply(StatusCode::OK, backends(&shared)),
         (&Method::GET, ["fetch-errors"]) => {
             let r: Vec<_> = shared.recent.lock().iter().rev().cloned().collect();
             json_reply(StatusCode::OK, json!(r))
         }
         (&Method::POST, ["backends", name, "health"]) => {
-            let want = if body.is_empty() { param(&query, "state").unwrap_or_default() } else { body.clone() };
+            let want = if body.is_empty() {
+                param(&query, "state").unwrap_or_default()
+            } else {
+                body.clone()
+            };
             let forced = match want.as_str() {
                 "auto" => Forced::Auto,
                 "healthy" => Forced::Healthy,
                 "sick" => Forced::Sick,
-                other => return error(StatusCode::BAD_REQUEST, format!("state {other:?}: expected auto, healthy or sick")),
+                other => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        format!("state {other:?}: expected auto, healthy or sick"),
+                    );
+                }
             };
             match g.backends.targets.get(*name) {
                 Some(Target::Backend(b)) => {
                     b.health.force(forced);
                     shared.metrics.backend_health(name, b.health.healthy());
                     tracing::info!(backend = *name, "health forced to {want}");
-                    json_reply(StatusCode::OK, json!({ "backend": name, "forced": forced, "healthy": b.health.healthy() }))
+                    json_reply(
+                        StatusCode::OK,
+                        json!({ "backend": name, "forced": forced, "healthy": b.health.healthy() }),
+                    )
                 }
                 _ => error(StatusCode::NOT_FOUND, format!("no backend named {name:?}")),
             }
         }
         (&Method::POST, ["purge"]) => {
             let Some(url) = param(&query, "url") else {
-                return error(StatusCode::BAD_REQUEST, "purge needs ?url=/path (and &host=name)");
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "purge needs ?url=/path (and &host=name)",
+                );
             };
-            let host = param(&query, "host").unwrap_or_default().to_ascii_lowercase();
+            let host = param(&query, "host")
+                .unwrap_or_default()
+                .to_ascii_lowercase();
             let n = shared.cache.purge(crate::cache::key(&host, &url, &[]));
             json_reply(StatusCode::OK, json!({ "purged": n }))
         }
         (&Method::POST, ["reload"]) => match shared.reload().await {
             Ok(n) => json_reply(StatusCode::OK, json!({ "reloaded": true, "generation": n })),
-            Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, format!("reload refused, the current config keeps serving: {e}")),
+            Err(e) => error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("reload refused, the current config keeps serving: {e}"),
+            ),
         },
         (_, ["metrics" | "status" | "backends" | "fetch-errors" | "purge" | "reload" | ""]) => {
-            error(StatusCode::METHOD_NOT_ALLOWED, format!("{} not allowed on {path}", parts.method))
+            error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("{} not allowed on {path}", parts.method),
+            )
         }
         _ => error(StatusCode::NOT_FOUND, format!("no admin endpoint {path}")),
     }
@@ -121,16 +159,14 @@ fn percent_decode(s: &str) -> String {
     let mut i = 0;
     while i < b.len() {
         match b[i] {
-            b'%' if i + 2 < b.len() => {
-                match u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                    Ok(v) => {
-                        out.push(v);
-                        i += 3;
-                        continue;
-                    }
-                    Err(_) => out.push(b'%'),
+            b'%' if i + 2 < b.len() => match u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                Ok(v) => {
+                    out.push(v);
+                    i += 3;
+                    continue;
                 }
-            }
+                Err(_) => out.push(b'%'),
+            },
             b'+' => out.push(b' '),
             c => out.push(c),
         }
@@ -162,7 +198,9 @@ fn backends(shared: &Shared) -> serde_json::Value {
         .targets
         .values()
         .filter_map(|t| match t {
-            Target::Director(d) => Some(json!({"name": d.name, "healthy": d.healthy(), "members": d.member_names()})),
+            Target::Director(d) => {
+                Some(json!({"name": d.name, "healthy": d.healthy(), "members": d.member_names()}))
+            }
             Target::Backend(_) => None,
         })
         .collect();

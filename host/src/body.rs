@@ -41,7 +41,11 @@ pub struct TimeoutBody<B> {
 
 impl<B> TimeoutBody<B> {
     /// Wrap `inner`.
-    pub fn new(inner: B, timeout: Duration, permit: Option<tokio::sync::OwnedSemaphorePermit>) -> Self {
+    pub fn new(
+        inner: B,
+        timeout: Duration,
+        permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) -> Self {
         Self {
             inner,
             timeout,
@@ -59,7 +63,10 @@ where
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(f) => {
@@ -68,7 +75,9 @@ where
                 Poll::Ready(f.map(|r| r.map_err(Into::into)))
             }
             Poll::Pending => match this.sleep.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BetweenBytesTimeout(this.timeout))))),
+                Poll::Ready(()) => {
+                    Poll::Ready(Some(Err(Box::new(BetweenBytesTimeout(this.timeout)))))
+                }
                 Poll::Pending => Poll::Pending,
             },
         }

@@ -60,18 +60,31 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("LACQUER_LOG").unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("LACQUER_LOG")
+                .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
     match cli.command {
-        Command::Serve { config, listen, backend } => serve(ConfigSource { path: config, listen, backend }),
+        Command::Serve {
+            config,
+            listen,
+            backend,
+        } => serve(ConfigSource {
+            path: config,
+            listen,
+            backend,
+        }),
         Command::Check { config } => check(config),
         Command::Plugin {
             command: PluginCommand::New { name, sdk_path },
         } => match crate::plugin::scaffold::new_plugin(&name, sdk_path.as_deref()) {
             Ok(dir) => {
-                println!("created {}; build it with: cd {} && cargo build --target wasm32-wasip2 --release", dir.display(), dir.display());
+                println!(
+                    "created {}; build it with: cd {} && cargo build --target wasm32-wasip2 --release",
+                    dir.display(),
+                    dir.display()
+                );
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -104,7 +117,9 @@ fn serve(source: ConfigSource) -> ExitCode {
             let shared = shared.clone();
             tokio::spawn(async move {
                 use tokio::signal::unix::{SignalKind, signal};
-                let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
+                let Ok(mut hup) = signal(SignalKind::hangup()) else {
+                    return;
+                };
                 while hup.recv().await.is_some() {
                     let _ = shared.reload().await;
                 }
@@ -150,7 +165,11 @@ fn check(path: PathBuf) -> ExitCode {
         Ok(g) => {
             println!("{}: ok", path.display());
             for p in g.chain.plugins() {
-                println!("  plugin {}: init ok, hooks: {}", p.name, hook_names(p.hooks).join(", "));
+                println!(
+                    "  plugin {}: init ok, hooks: {}",
+                    p.name,
+                    hook_names(p.hooks).join(", ")
+                );
             }
             ExitCode::SUCCESS
         }

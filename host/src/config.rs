@@ -155,7 +155,9 @@ pub struct CacheSection {
     /// How long a stale object may be served while it is refreshed. Default 10 s.
     #[serde(with = "humantime_serde")]
     pub default_grace: Duration,
-    /// How long past grace objects with validators are kept for revalidation. Default 0 s.
+    /// How long past grace objects with validators (ETag, Last-Modified) are
+    /// kept for conditional revalidation. Default 1 h (they still count
+    /// against `memory` and are evicted first when unused).
     #[serde(with = "humantime_serde")]
     pub default_keep: Duration,
     /// Upper bound for heuristic freshness (10% of Last-Modified age). Default 24 h.
@@ -172,7 +174,7 @@ impl Default for CacheSection {
             max_object_size: ByteSize(DEFAULT_MAX_OBJECT),
             default_ttl: Duration::ZERO,
             default_grace: DEFAULT_GRACE,
-            default_keep: Duration::ZERO,
+            default_keep: Duration::from_secs(3600),
             heuristic_max: Duration::from_secs(24 * 3600),
             max_variants: 16,
         }
@@ -482,8 +484,12 @@ impl FileConfig {
             cause,
         };
         let addr = |key: &str, v: &str| {
-            v.parse::<SocketAddr>()
-                .map_err(|e| bad(key.into(), format!("{v:?} is not an address like 127.0.0.1:6081 ({e})")))
+            v.parse::<SocketAddr>().map_err(|e| {
+                bad(
+                    key.into(),
+                    format!("{v:?} is not an address like 127.0.0.1:6081 ({e})"),
+                )
+            })
         };
         let listen = addr("server.listen", &self.server.listen)?;
         let admin_listen = match &self.admin.listen {
@@ -503,7 +509,10 @@ impl FileConfig {
         let mut names = HashSet::new();
         let mut backends = Vec::new();
         if self.backends.is_empty() {
-            return Err(bad("backends".into(), "at least one [[backends]] is required".into()));
+            return Err(bad(
+                "backends".into(),
+                "at least one [[backends]] is required".into(),
+            ));
         }
         for (i, b) in self.backends.into_iter().enumerate() {
             let key = |k: &str| format!("backends[{i}].{k}");
@@ -516,10 +525,16 @@ impl FileConfig {
                 .parse()
                 .map_err(|e| bad(key("url"), format!("{:?}: {e}", b.url)))?;
             if uri.scheme_str() != Some("http") || uri.authority().is_none() {
-                return Err(bad(key("url"), format!("{:?}: expected http://host:port", b.url)));
+                return Err(bad(
+                    key("url"),
+                    format!("{:?}: expected http://host:port", b.url),
+                ));
             }
             if !matches!(uri.path(), "" | "/") {
-                return Err(bad(key("url"), format!("{:?}: a path prefix is not supported", b.url)));
+                return Err(bad(
+                    key("url"),
+                    format!("{:?}: a path prefix is not supported", b.url),
+                ));
             }
             for (k, d) in [
                 ("connect_timeout", b.connect_timeout),
@@ -541,10 +556,16 @@ impl FileConfig {
                     return Err(bad(key("probe.threshold"), "must be 1..=window".into()));
                 }
                 if p.interval.is_zero() || p.timeout.is_zero() {
-                    return Err(bad(key("probe.interval"), "interval and timeout must be more than 0s".into()));
+                    return Err(bad(
+                        key("probe.interval"),
+                        "interval and timeout must be more than 0s".into(),
+                    ));
                 }
                 if !(100..=999).contains(&p.expected_status) {
-                    return Err(bad(key("probe.expected_status"), "must be 100..=999".into()));
+                    return Err(bad(
+                        key("probe.expected_status"),
+                        "must be 100..=999".into(),
+                    ));
                 }
             }
             backends.push(BackendConfig { section: b, uri });
@@ -556,14 +577,23 @@ impl FileConfig {
             if !names.insert(d.name.clone()) {
                 return Err(bad(key("name"), format!("duplicate name {:?}", d.name)));
             }
-            if !matches!(d.kind.as_str(), "round-robin" | "random" | "hash" | "fallback") {
+            if !matches!(
+                d.kind.as_str(),
+                "round-robin" | "random" | "hash" | "fallback"
+            ) {
                 return Err(bad(
                     key("kind"),
-                    format!("{:?}: expected round-robin, random, hash or fallback", d.kind),
+                    format!(
+                        "{:?}: expected round-robin, random, hash or fallback",
+                        d.kind
+                    ),
                 ));
             }
             if d.backends.is_empty() {
-                return Err(bad(key("backends"), "a director needs at least one member".into()));
+                return Err(bad(
+                    key("backends"),
+                    "a director needs at least one member".into(),
+                ));
             }
             if !d.weights.is_empty() && d.weights.len() != d.backends.len() {
                 return Err(bad(key("weights"), "one weight per member".into()));
@@ -571,20 +601,32 @@ impl FileConfig {
             if let Some(k) = &d.key
                 && !(k == "url" || k == "client-ip" || k.starts_with("header:"))
             {
-                return Err(bad(key("key"), format!("{k:?}: expected url, client-ip or header:<name>")));
+                return Err(bad(
+                    key("key"),
+                    format!("{k:?}: expected url, client-ip or header:<name>"),
+                ));
             }
         }
         // Members must exist, and directors must not contain themselves.
-        let director_members: HashMap<&str, &Vec<String>> =
-            self.directors.iter().map(|d| (d.name.as_str(), &d.backends)).collect();
+        let director_members: HashMap<&str, &Vec<String>> = self
+            .directors
+            .iter()
+            .map(|d| (d.name.as_str(), &d.backends))
+            .collect();
         for (i, d) in self.directors.iter().enumerate() {
             for m in &d.backends {
                 if !names.contains(m) {
-                    return Err(bad(format!("directors[{i}].backends"), format!("unknown backend or director {m:?}")));
+                    return Err(bad(
+                        format!("directors[{i}].backends"),
+                        format!("unknown backend or director {m:?}"),
+                    ));
                 }
             }
             if reaches(&director_members, &d.name, &d.name, 0) {
-                return Err(bad(format!("directors[{i}].backends"), "a director cannot contain itself".into()));
+                return Err(bad(
+                    format!("directors[{i}].backends"),
+                    "a director cannot contain itself".into(),
+                ));
             }
         }
         let default_backend = match self.server.default_backend {
@@ -595,7 +637,9 @@ impl FileConfig {
                     format!("unknown backend or director {n:?}"),
                 ));
             }
-            None if backend_count == 1 && self.directors.is_empty() => backends[0].section.name.clone(),
+            None if backend_count == 1 && self.directors.is_empty() => {
+                backends[0].section.name.clone()
+            }
             None => {
                 return Err(bad(
                     "server.default_backend".into(),
@@ -604,7 +648,10 @@ impl FileConfig {
             }
         };
         if self.cache.max_variants == 0 {
-            return Err(bad("cache.max_variants".into(), "must be at least 1".into()));
+            return Err(bad(
+                "cache.max_variants".into(),
+                "must be at least 1".into(),
+            ));
         }
 
         let sections = match self.plugins {
@@ -641,14 +688,25 @@ impl FileConfig {
                 (None, Some(b)) => {
                     if !crate::plugin::builtin_names().any(|n| n == b) {
                         let known: Vec<_> = crate::plugin::builtin_names().collect();
-                        return Err(bad(key("builtin"), format!("unknown builtin {b:?} (known: {})", known.join(", "))));
+                        return Err(bad(
+                            key("builtin"),
+                            format!("unknown builtin {b:?} (known: {})", known.join(", ")),
+                        ));
                     }
                     PluginSource::Builtin(b.clone())
                 }
-                _ => return Err(bad(key("path"), "set exactly one of `path` and `builtin`".into())),
+                _ => {
+                    return Err(bad(
+                        key("path"),
+                        "set exactly one of `path` and `builtin`".into(),
+                    ));
+                }
             };
             if p.timeout.is_zero() || p.timeout > Duration::from_secs(10) {
-                return Err(bad(key("timeout"), "must be more than 0s and at most 10s".into()));
+                return Err(bad(
+                    key("timeout"),
+                    "must be more than 0s and at most 10s".into(),
+                ));
             }
             if p.memory.0 < 1024 * 1024 || p.memory.0 > MAX_PLUGIN_MEMORY {
                 return Err(bad(key("memory"), "must be between 1MiB and 512MiB".into()));
@@ -665,7 +723,10 @@ impl FileConfig {
         }
         let max_object_size = self.cache.max_object_size.0;
         if max_object_size > self.cache.memory.0 {
-            return Err(bad("cache.max_object_size".into(), "must not exceed cache.memory".into()));
+            return Err(bad(
+                "cache.max_object_size".into(),
+                "must not exceed cache.memory".into(),
+            ));
         }
 
         Ok(Config {
@@ -689,11 +750,15 @@ impl FileConfig {
 fn check_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= 64
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
     if ok {
         Ok(())
     } else {
-        Err(format!("{name:?}: use 1-64 characters of a-z, 0-9, '-', '_', '.'"))
+        Err(format!(
+            "{name:?}: use 1-64 characters of a-z, 0-9, '-', '_', '.'"
+        ))
     }
 }
 
@@ -713,7 +778,9 @@ mod tests {
     use super::*;
 
     fn err(text: &str) -> String {
-        Config::from_toml(text, "t.toml", None).unwrap_err().to_string()
+        Config::from_toml(text, "t.toml", None)
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
@@ -728,7 +795,9 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_named() {
-        let e = err("[server]\nlisten = \"127.0.0.1:1\"\nlisn = 1\n[[backends]]\nname=\"a\"\nurl=\"http://x:1\"");
+        let e = err(
+            "[server]\nlisten = \"127.0.0.1:1\"\nlisn = 1\n[[backends]]\nname=\"a\"\nurl=\"http://x:1\"",
+        );
         assert!(e.contains("lisn"), "{e}");
     }
 
@@ -738,7 +807,9 @@ mod tests {
         assert!(e.contains("backends[0].url"), "{e}");
         let e = err("[[backends]]\nname=\"a\"\nurl=\"http://x:1\"\nfirst_byte_timeout=\"soon\"");
         assert!(e.contains("first_byte_timeout"), "{e}");
-        let e = err("[[backends]]\nname=\"a\"\nurl=\"http://x:1\"\n[[backends]]\nname=\"b\"\nurl=\"http://y:1\"");
+        let e = err(
+            "[[backends]]\nname=\"a\"\nurl=\"http://x:1\"\n[[backends]]\nname=\"b\"\nurl=\"http://y:1\"",
+        );
         assert!(e.contains("server.default_backend"), "{e}");
         let e = err("[cache]\nmemory=\"lots\"\n[[backends]]\nname=\"a\"\nurl=\"http://x:1\"");
         assert!(e.contains("memory"), "{e}");
@@ -753,15 +824,22 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.cache.memory.0, 64 << 20);
-        assert_eq!(c.backends[0].section.first_byte_timeout, Duration::from_millis(250));
+        assert_eq!(
+            c.backends[0].section.first_byte_timeout,
+            Duration::from_millis(250)
+        );
     }
 
     #[test]
     fn director_cycles_and_unknown_members_are_refused() {
         let base = "[[backends]]\nname=\"a\"\nurl=\"http://x:1\"\n";
-        let e = err(&format!("{base}[[directors]]\nname=\"d\"\nkind=\"fallback\"\nbackends=[\"d\"]"));
+        let e = err(&format!(
+            "{base}[[directors]]\nname=\"d\"\nkind=\"fallback\"\nbackends=[\"d\"]"
+        ));
         assert!(e.contains("itself"), "{e}");
-        let e = err(&format!("{base}[[directors]]\nname=\"d\"\nkind=\"fallback\"\nbackends=[\"zz\"]"));
+        let e = err(&format!(
+            "{base}[[directors]]\nname=\"d\"\nkind=\"fallback\"\nbackends=[\"zz\"]"
+        ));
         assert!(e.contains("zz"), "{e}");
     }
 }

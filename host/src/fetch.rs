@@ -21,7 +21,9 @@ use crate::cache::policy::{self, Facts, VaryKey};
 use crate::cache::{FetchGuard, Key, NewObject, Object, Outcome};
 use crate::http_util::{VIA, idempotent};
 use crate::metrics::State;
-use crate::plugin::chain::{BerespDecision, FetchErrorDecision, FetchErrorKind, Proposal, Storage, WitFetchError};
+use crate::plugin::chain::{
+    BerespDecision, FetchErrorDecision, FetchErrorKind, Proposal, Storage, WitFetchError,
+};
 use crate::plugin::{Hook, RespState, Synth};
 use crate::proxy::{Cx, Delivery, text_headers};
 use crate::server::Shared;
@@ -74,7 +76,11 @@ fn wit_kind(k: FetchKind) -> FetchErrorKind {
 
 impl Cx {
     /// Fetch from a backend and answer the client.
-    pub async fn fetch(&mut self, mut mode: Mode, stale: Option<Arc<Object>>) -> (Response<ProxyBody>, State) {
+    pub async fn fetch(
+        &mut self,
+        mut mode: Mode,
+        stale: Option<Arc<Object>>,
+    ) -> (Response<ProxyBody>, State) {
         let lookup = !matches!(mode, Mode::Pass);
         let retries = self.generation.config.max_retries;
         let mut tried: Vec<Arc<str>> = Vec::new();
@@ -94,10 +100,17 @@ impl Cx {
                         tried.push(f.backend.as_str().into());
                     }
                     let can_resend = !self.body_sent && attempt < MAX_ATTEMPTS;
-                    if f.kind.retryable() && idempotent(&self.rs.method) && can_resend && attempt <= retries {
+                    if f.kind.retryable()
+                        && idempotent(&self.rs.method)
+                        && can_resend
+                        && attempt <= retries
+                    {
                         continue;
                     }
-                    let stale_ok = stale.as_ref().filter(|o| o.usable_on_error(&self.cc)).cloned();
+                    let stale_ok = stale
+                        .as_ref()
+                        .filter(|o| o.usable_on_error(&self.cc))
+                        .cloned();
                     return match self.fetch_failed(f, stale_ok, Some(&mut mode)).await {
                         Some(r) => r,
                         None if can_resend => continue,
@@ -106,7 +119,9 @@ impl Cx {
                 }
             };
             let status = fetched.response.status();
-            self.shared.metrics.backend_response(&be.name, status.as_u16());
+            self.shared
+                .metrics
+                .backend_response(&be.name, status.as_u16());
             if status.is_server_error() {
                 be.health.failure();
             } else {
@@ -119,7 +134,11 @@ impl Cx {
             let response_time = SystemTime::now();
             // A 304 to our revalidation: the stored copy, with its headers updated.
             let revalidated = match &stale {
-                Some(o) if lookup && status == StatusCode::NOT_MODIFIED && o.status == StatusCode::OK => {
+                Some(o)
+                    if lookup
+                        && status == StatusCode::NOT_MODIFIED
+                        && o.status == StatusCode::OK =>
+                {
                     let mut merged = o.headers.clone();
                     cs::merge_not_modified(&mut merged, &resp.headers);
                     resp = RespState {
@@ -133,7 +152,7 @@ impl Cx {
             let (proposal, facts) = if lookup {
                 policy::propose(
                     &self.rs.headers,
-                    status,
+                    resp.status,
                     &resp.headers,
                     request_time,
                     response_time,
@@ -144,7 +163,10 @@ impl Cx {
             };
             let chain = &self.generation.chain;
             let decision = if chain.implements(Hook::BackendResponse) {
-                match chain.on_backend_response(&mut self.rs, &mut resp, proposal).await {
+                match chain
+                    .on_backend_response(&mut self.rs, &mut resp, proposal)
+                    .await
+                {
                     Ok(d) => d,
                     Err(pf) => {
                         mode.resolve(Outcome::Uncacheable);
@@ -168,26 +190,43 @@ impl Cx {
                     continue;
                 }
                 BerespDecision::Retry => {
-                    return self.store_or_stream(mode, &be, resp, body, pass_proposal(), facts).await;
+                    return self
+                        .store_or_stream(mode, &be, resp, body, pass_proposal(), facts)
+                        .await;
                 }
                 BerespDecision::Synth(s) => {
                     mode.resolve(Outcome::Uncacheable);
                     return self.deliver_synth(s).await;
                 }
-                BerespDecision::Proposal(p) => return self.store_or_stream(mode, &be, resp, body, p, facts).await,
+                BerespDecision::Proposal(p) => {
+                    return self.store_or_stream(mode, &be, resp, body, p, facts).await;
+                }
             }
         }
     }
 
     /// Choose a backend and send the request to it.
-    async fn send(&mut self, lookup: bool, stale: Option<&Object>, tried: &[Arc<str>]) -> Result<(Arc<Backend>, crate::backend::Fetched), FetchFailure> {
-        let url = self.rs.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+    async fn send(
+        &mut self,
+        lookup: bool,
+        stale: Option<&Object>,
+        tried: &[Arc<str>],
+    ) -> Result<(Arc<Backend>, crate::backend::Fetched), FetchFailure> {
+        let url = self
+            .rs
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_owned();
         let key = PickKey {
             url: &url,
             client_ip: self.rs.client.ip(),
             headers: &self.rs.headers,
         };
-        let be = self.generation.backends.choose(self.rs.backend.as_deref(), &key, tried)?;
+        let be = self
+            .generation
+            .backends
+            .choose(self.rs.backend.as_deref(), &key, tried)?;
         let mut headers = self.rs.headers.clone();
         if lookup {
             // The cache fetches whole objects and answers conditionals and ranges itself.
@@ -221,7 +260,11 @@ impl Cx {
             }
             _ => empty(),
         };
-        let method = if lookup { Method::GET } else { self.rs.method.clone() };
+        let method = if lookup {
+            Method::GET
+        } else {
+            self.rs.method.clone()
+        };
         let mut req = Request::new(body);
         *req.method_mut() = method;
         *req.uri_mut() = self.rs.uri.clone();
@@ -249,11 +292,17 @@ impl Cx {
             "fetch failed: {}",
             f.detail
         );
-        self.shared.metrics.fetch_failure(&f.backend, f.kind.as_str());
         self.shared
-            .record_failure(&self.rs.id, format!("{} {}", self.rs.method, self.rs.uri), f);
+            .metrics
+            .fetch_failure(&f.backend, f.kind.as_str());
+        self.shared.record_failure(
+            &self.rs.id,
+            format!("{} {}", self.rs.method, self.rs.uri),
+            f,
+        );
         if f.kind.breaker_failure()
-            && let Some(crate::backend::Target::Backend(b)) = self.generation.backends.targets.get(&f.backend)
+            && let Some(crate::backend::Target::Backend(b)) =
+                self.generation.backends.targets.get(&f.backend)
             && b.health.failure()
         {
             tracing::error!(backend = %f.backend, "circuit opened after consecutive failures");
@@ -274,7 +323,11 @@ impl Cx {
             elapsed_ms: f.elapsed.as_millis() as u64,
             detail: f.detail.clone(),
         };
-        let decision = self.generation.chain.on_fetch_error(&mut self.rs, &werr, stale.is_some()).await;
+        let decision = self
+            .generation
+            .chain
+            .on_fetch_error(&mut self.rs, &werr, stale.is_some())
+            .await;
         let is_retry = matches!(decision, Ok(FetchErrorDecision::Retry));
         if is_retry && mode.is_some() {
             return None;
@@ -290,23 +343,34 @@ impl Cx {
                 None => self.default_error().await,
             },
             Ok(FetchErrorDecision::Synth(s)) => self.deliver_synth(s).await,
-            Ok(FetchErrorDecision::Default | FetchErrorDecision::Retry) => self.default_error().await,
+            Ok(FetchErrorDecision::Default | FetchErrorDecision::Retry) => {
+                self.default_error().await
+            }
         })
     }
 
     /// The host's own 503, when no plugin made a page.
     pub async fn default_error(&mut self) -> (Response<ProxyBody>, State) {
-        let mut body = format!("503 Service Unavailable\nbackend fetch failed\nrequest id: {}\n", self.rs.id);
+        let mut body = format!(
+            "503 Service Unavailable\nbackend fetch failed\nrequest id: {}\n",
+            self.rs.id
+        );
         if self.generation.config.debug_headers
             && let Some(f) = &self.failure
         {
-            body.push_str(&format!("cause: {} backend={} ({})\n", f.kind.as_str(), f.backend, f.detail));
+            body.push_str(&format!(
+                "cause: {} backend={} ({})\n",
+                f.kind.as_str(),
+                f.backend,
+                f.detail
+            ));
         }
         self.deliver_synth(Synth {
             status: StatusCode::SERVICE_UNAVAILABLE,
             headers: text_headers(),
             body: Bytes::from(body),
-        }).await
+        })
+        .await
     }
 
     async fn store_or_stream(
@@ -325,7 +389,8 @@ impl Cx {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         let too_big = length.is_some_and(|l| l > cfg.max_object_size.0);
-        let storable = p.storage == Storage::Cache && !too_big && resp.status != StatusCode::PARTIAL_CONTENT;
+        let storable =
+            p.storage == Storage::Cache && !too_big && resp.status != StatusCode::PARTIAL_CONTENT;
         let cache = &self.shared.cache;
         match (mode.key(), storable, p.storage) {
             (Some(key), true, _) => {
@@ -347,7 +412,9 @@ impl Cx {
                         grace: p.grace,
                         keep: p.keep,
                         hfm: false,
-                        vary: facts.vary.map(|names| VaryKey::new(names, &self.rs.headers)),
+                        vary: facts
+                            .vary
+                            .map(|names| VaryKey::new(names, &self.rs.headers)),
                         must_revalidate: facts.must_revalidate,
                         no_cache: facts.no_cache,
                         stale_if_error: facts.stale_if_error,
@@ -376,7 +443,11 @@ impl Cx {
                 {
                     cache.insert(key, hit_for_miss(p.ttl));
                 }
-                let state = if matches!(mode, Mode::Miss(_)) { State::Miss } else { State::Pass };
+                let state = if matches!(mode, Mode::Miss(_)) {
+                    State::Miss
+                } else {
+                    State::Pass
+                };
                 mode.resolve(Outcome::Uncacheable);
                 if self.background {
                     return (Response::new(empty()), state);
@@ -393,7 +464,8 @@ impl Cx {
                     state,
                     hits: 0,
                     age: 0,
-                }).await
+                })
+                .await
             }
         }
     }
@@ -435,7 +507,14 @@ fn hit_for_miss(ttl: Duration) -> NewObject {
 }
 
 /// Read the backend body into a stored object; drop the object if it fails or grows too big.
-async fn fill(shared: Arc<Shared>, obj: Arc<Object>, mut body: TimeoutBody<Incoming>, max: u64, req: Arc<str>, backend: Arc<str>) {
+async fn fill(
+    shared: Arc<Shared>,
+    obj: Arc<Object>,
+    mut body: TimeoutBody<Incoming>,
+    max: u64,
+    req: Arc<str>,
+    backend: Arc<str>,
+) {
     let start = Instant::now();
     let mut total = 0u64;
     let mut kept = true;
@@ -446,7 +525,9 @@ async fn fill(shared: Arc<Shared>, obj: Arc<Object>, mut body: TimeoutBody<Incom
                 return;
             }
             Some(Ok(frame)) => {
-                let Ok(data) = frame.into_data() else { continue };
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
                 total += data.len() as u64;
                 if kept && total > max {
                     kept = false;
@@ -472,7 +553,12 @@ async fn fill(shared: Arc<Shared>, obj: Arc<Object>, mut body: TimeoutBody<Incom
                     elapsed: start.elapsed(),
                     detail: e.to_string(),
                 };
-                tracing::warn!(req = &*req, backend = &*backend, kind = kind.as_str(), "body fetch failed: {e}");
+                tracing::warn!(
+                    req = &*req,
+                    backend = &*backend,
+                    kind = kind.as_str(),
+                    "body fetch failed: {e}"
+                );
                 shared.metrics.fetch_failure(&backend, kind.as_str());
                 shared.record_failure(&req, "body".into(), &f);
                 return;

@@ -10,10 +10,18 @@ pub fn host_of(headers: &HeaderMap, uri: &http::Uri) -> String {
     let raw = uri
         .host()
         .map(str::to_owned)
-        .or_else(|| headers.get(header::HOST).and_then(|v| v.to_str().ok()).map(str::to_owned))
+        .or_else(|| {
+            headers
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        })
         .unwrap_or_default();
     let no_port = if raw.starts_with('[') {
-        raw.split(']').next().map(|s| format!("{s}]")).unwrap_or_default()
+        raw.split(']')
+            .next()
+            .map(|s| format!("{s}]"))
+            .unwrap_or_default()
     } else {
         raw.split(':').next().unwrap_or_default().to_owned()
     };
@@ -23,7 +31,10 @@ pub fn host_of(headers: &HeaderMap, uri: &http::Uri) -> String {
 /// Whether a method is idempotent (RFC 9110 §9.2.2).
 pub fn idempotent(m: &http::Method) -> bool {
     use http::Method as M;
-    matches!(*m, M::GET | M::HEAD | M::OPTIONS | M::TRACE | M::PUT | M::DELETE)
+    matches!(
+        *m,
+        M::GET | M::HEAD | M::OPTIONS | M::TRACE | M::PUT | M::DELETE
+    )
 }
 
 #[cfg(test)]

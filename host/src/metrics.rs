@@ -56,7 +56,13 @@ pub enum State {
 
 impl State {
     /// Every state, in index order.
-    pub const ALL: [State; 5] = [State::Hit, State::Miss, State::Pass, State::Stale, State::Synth];
+    pub const ALL: [State; 5] = [
+        State::Hit,
+        State::Miss,
+        State::Pass,
+        State::Stale,
+        State::Synth,
+    ];
 
     /// Label value, e.g. "hit".
     pub fn as_str(self) -> &'static str {
@@ -110,11 +116,29 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("lacquer");
         let requests_f = Family::<Labels, Counter>::default();
-        let duration_f = Family::<Labels, Histogram>::new_with_constructor(request_histogram as fn() -> Histogram);
-        let requests = State::ALL.map(|s| requests_f.get_or_create(&vec![("state", s.as_str().into())]).clone());
-        let request_duration = State::ALL.map(|s| duration_f.get_or_create(&vec![("state", s.as_str().into())]).clone());
-        registry.register(REQUESTS, "Client requests by how they were answered", requests_f);
-        registry.register(REQUEST_DURATION, "Time from request to response headers", duration_f);
+        let duration_f = Family::<Labels, Histogram>::new_with_constructor(
+            request_histogram as fn() -> Histogram,
+        );
+        let requests = State::ALL.map(|s| {
+            requests_f
+                .get_or_create(&vec![("state", s.as_str().into())])
+                .clone()
+        });
+        let request_duration = State::ALL.map(|s| {
+            duration_f
+                .get_or_create(&vec![("state", s.as_str().into())])
+                .clone()
+        });
+        registry.register(
+            REQUESTS,
+            "Client requests by how they were answered",
+            requests_f,
+        );
+        registry.register(
+            REQUEST_DURATION,
+            "Time from request to response headers",
+            duration_f,
+        );
         let m = Metrics {
             requests,
             request_duration,
@@ -133,17 +157,57 @@ impl Metrics {
         };
         let mut m = m;
         let r = &mut m.registry;
-        r.register(CACHE_OBJECTS, "Objects in the cache", m.cache_objects.clone());
-        r.register(CACHE_BYTES, "Bytes counted against the cache memory budget", m.cache_bytes.clone());
-        r.register(CACHE_EVICTIONS, "Objects evicted to stay within the budget", m.cache_evictions.clone());
-        r.register(BACKEND_REQUESTS, "Backend responses by status", m.backend_requests.clone());
-        r.register(FETCH_FAILURES, "Failed fetches by cause", m.fetch_failures.clone());
-        r.register(BACKEND_HEALTHY, "1 when the backend is healthy", m.backend_healthy.clone());
+        r.register(
+            CACHE_OBJECTS,
+            "Objects in the cache",
+            m.cache_objects.clone(),
+        );
+        r.register(
+            CACHE_BYTES,
+            "Bytes counted against the cache memory budget",
+            m.cache_bytes.clone(),
+        );
+        r.register(
+            CACHE_EVICTIONS,
+            "Objects evicted to stay within the budget",
+            m.cache_evictions.clone(),
+        );
+        r.register(
+            BACKEND_REQUESTS,
+            "Backend responses by status",
+            m.backend_requests.clone(),
+        );
+        r.register(
+            FETCH_FAILURES,
+            "Failed fetches by cause",
+            m.fetch_failures.clone(),
+        );
+        r.register(
+            BACKEND_HEALTHY,
+            "1 when the backend is healthy",
+            m.backend_healthy.clone(),
+        );
         r.register(PLUGIN_CALLS, "Plugin hook calls", m.plugin_calls.clone());
-        r.register(PLUGIN_FAULTS, "Plugin faults by kind", m.plugin_faults.clone());
-        r.register(PLUGIN_DURATION, "Plugin hook call time", m.plugin_duration.clone());
-        r.register(PLUGIN_QUARANTINES, "Times a plugin was quarantined", m.plugin_quarantines.clone());
-        r.register(RELOADS, "Configuration reloads by result", m.reloads.clone());
+        r.register(
+            PLUGIN_FAULTS,
+            "Plugin faults by kind",
+            m.plugin_faults.clone(),
+        );
+        r.register(
+            PLUGIN_DURATION,
+            "Plugin hook call time",
+            m.plugin_duration.clone(),
+        );
+        r.register(
+            PLUGIN_QUARANTINES,
+            "Times a plugin was quarantined",
+            m.plugin_quarantines.clone(),
+        );
+        r.register(
+            RELOADS,
+            "Configuration reloads by result",
+            m.reloads.clone(),
+        );
         m
     }
 
@@ -156,7 +220,10 @@ impl Metrics {
     /// Count a backend response.
     pub fn backend_response(&self, backend: &str, status: u16) {
         self.backend_requests
-            .get_or_create(&vec![("backend", backend.into()), ("status", status.to_string())])
+            .get_or_create(&vec![
+                ("backend", backend.into()),
+                ("status", status.to_string()),
+            ])
             .inc();
     }
 
@@ -177,13 +244,18 @@ impl Metrics {
     /// Count a reload.
     pub fn reload(&self, ok: bool) {
         let result = if ok { "ok" } else { "refused" };
-        self.reloads.get_or_create(&vec![("result", result.into())]).inc();
+        self.reloads
+            .get_or_create(&vec![("result", result.into())])
+            .inc();
     }
 
     /// Resolve a plugin's handles.
     pub fn plugin(&self, plugin: &str) -> PluginMetrics {
         let hooks = Hook::ALL.map(|h| {
-            let l = vec![("plugin", plugin.to_string()), ("hook", h.as_str().to_string())];
+            let l = vec![
+                ("plugin", plugin.to_string()),
+                ("hook", h.as_str().to_string()),
+            ];
             HookMetrics {
                 calls: self.plugin_calls.get_or_create(&l).clone(),
                 duration: self.plugin_duration.get_or_create(&l).clone(),

@@ -63,7 +63,11 @@ pub struct Cx {
 }
 
 /// Serve one client request.
-pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>, peer: SocketAddr) -> Response<ProxyBody> {
+pub async fn handle(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Response<ProxyBody> {
     let start = Instant::now();
     let generation = shared.generation.load_full();
     let (parts, body) = req.into_parts();
@@ -192,7 +196,9 @@ impl Cx {
                             waited = true;
                             continue;
                         }
-                        Outcome::Uncacheable => return self.fetch(Mode::HitForMiss(key), None).await,
+                        Outcome::Uncacheable => {
+                            return self.fetch(Mode::HitForMiss(key), None).await;
+                        }
                         Outcome::Failed(f) => {
                             return match self.fetch_failed(f, None, None).await {
                                 Some(r) => r,
@@ -211,7 +217,9 @@ impl Cx {
     /// RFC 9111 §4.4: a successful unsafe request invalidates the URL and
     /// same-origin `Location` / `Content-Location` targets.
     fn invalidate_after_unsafe(&self, resp: &Response<ProxyBody>) {
-        for target in cs::invalidation_targets(&self.rs.method, resp.status(), &self.rs.uri, resp.headers()) {
+        for target in
+            cs::invalidation_targets(&self.rs.method, resp.status(), &self.rs.uri, resp.headers())
+        {
             self.shared
                 .cache
                 .purge(cache::key(&self.rs.host, &target, &self.rs.key_inputs));
@@ -230,7 +238,11 @@ impl Cx {
 
     /// Deliver a cached object, answering the client's conditionals (304/412)
     /// and byte ranges (206/416) from it.
-    pub async fn deliver_object(&mut self, o: &Arc<Object>, state: State) -> (Response<ProxyBody>, State) {
+    pub async fn deliver_object(
+        &mut self,
+        o: &Arc<Object>,
+        state: State,
+    ) -> (Response<ProxyBody>, State) {
         let mut headers = o.headers.clone();
         let age = o.age();
         headers.insert(header::AGE, cs::age_header_value(age));
@@ -241,7 +253,11 @@ impl Cx {
             cs::Conditional::NotModified => {
                 status = StatusCode::NOT_MODIFIED;
                 body = empty();
-                for h in [header::CONTENT_LENGTH, header::CONTENT_RANGE, header::TRANSFER_ENCODING] {
+                for h in [
+                    header::CONTENT_LENGTH,
+                    header::CONTENT_RANGE,
+                    header::TRANSFER_ENCODING,
+                ] {
                     headers.remove(h);
                 }
             }
@@ -263,7 +279,8 @@ impl Cx {
                             cs::RangeDecision::Partial { start, end } => {
                                 status = StatusCode::PARTIAL_CONTENT;
                                 let part = whole.slice(start as usize..end as usize + 1);
-                                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(part.len()));
+                                headers
+                                    .insert(header::CONTENT_LENGTH, HeaderValue::from(part.len()));
                                 body = full(part);
                             }
                             cs::RangeDecision::Unsatisfiable => {
@@ -290,7 +307,11 @@ impl Cx {
 
     /// Deliver a plugin's (or the host's) synthetic response.
     pub async fn deliver_synth(&mut self, s: Synth) -> (Response<ProxyBody>, State) {
-        let body = if self.rs.method == Method::HEAD { empty() } else { full(s.body) };
+        let body = if self.rs.method == Method::HEAD {
+            empty()
+        } else {
+            full(s.body)
+        };
         self.deliver(Delivery {
             status: s.status,
             headers: s.headers,
@@ -298,7 +319,8 @@ impl Cx {
             state: State::Synth,
             hits: 0,
             age: 0,
-        }).await
+        })
+        .await
     }
 
     /// Run on-deliver and build the client response.
@@ -333,7 +355,11 @@ impl Cx {
                         status: s.status,
                         headers: s.headers,
                     };
-                    body = if self.rs.method == Method::HEAD { empty() } else { full(s.body) };
+                    body = if self.rs.method == Method::HEAD {
+                        empty()
+                    } else {
+                        full(s.body)
+                    };
                 }
                 Err(f) => return self.plugin_failed(f),
             }
@@ -341,7 +367,8 @@ impl Cx {
         resp.headers.append(header::VIA, VIA);
         if self.generation.config.debug_headers
             && let Some(f) = &self.failure
-            && let Ok(v) = HeaderValue::from_str(&format!("{} backend={}", f.kind.as_str(), f.backend))
+            && let Ok(v) =
+                HeaderValue::from_str(&format!("{} backend={}", f.kind.as_str(), f.backend))
         {
             resp.headers.insert("x-lacquer-error", v);
         }
@@ -363,7 +390,11 @@ impl Cx {
         );
         let mut headers = text_headers();
         if self.generation.config.debug_headers
-            && let Ok(v) = HeaderValue::from_str(&format!("plugin-{} plugin={}", f.fault.kind.as_str(), f.plugin))
+            && let Ok(v) = HeaderValue::from_str(&format!(
+                "plugin-{} plugin={}",
+                f.fault.kind.as_str(),
+                f.plugin
+            ))
         {
             headers.insert("x-lacquer-error", v);
         }
@@ -375,7 +406,11 @@ impl Cx {
             f.fault.kind.as_str(),
             self.rs.id
         );
-        let mut r = Response::new(if self.rs.method == Method::HEAD { empty() } else { full(body) });
+        let mut r = Response::new(if self.rs.method == Method::HEAD {
+            empty()
+        } else {
+            full(body)
+        });
         *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
         *r.headers_mut() = headers;
         (r, State::Synth)
@@ -385,7 +420,10 @@ impl Cx {
 /// `Content-Type: text/plain` and `Cache-Control: no-store`.
 pub fn text_headers() -> HeaderMap {
     let mut h = HeaderMap::new();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h
 }

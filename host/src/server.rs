@@ -53,14 +53,22 @@ impl ConfigSource {
                 p.display().to_string(),
                 p.parent().map(|b| b.to_path_buf()),
             ),
-            None => (crate::config::EMBEDDED_DEFAULT.to_string(), "embedded default".to_string(), None),
+            None => (
+                crate::config::EMBEDDED_DEFAULT.to_string(),
+                "embedded default".to_string(),
+                None,
+            ),
         };
         let mut fc = crate::config::FileConfig::parse(&text, &file)?;
         if let Some(l) = &self.listen {
             fc.server.listen = l.clone();
         }
         if let Some(b) = &self.backend {
-            let mut first = fc.backends.first().cloned().unwrap_or_else(|| crate::config::BackendSection::new("default", ""));
+            let mut first = fc
+                .backends
+                .first()
+                .cloned()
+                .unwrap_or_else(|| crate::config::BackendSection::new("default", ""));
             first.name = "default".into();
             first.url = b.clone();
             fc.backends = vec![first];
@@ -149,7 +157,11 @@ impl Shared {
     /// State for a config, with an empty generation 0 (call [`Shared::build`] to fill it).
     pub fn new(source: ConfigSource, config: &Config) -> Arc<Shared> {
         let metrics = Arc::new(Metrics::new());
-        let cache = Cache::new(config.cache.memory.0, config.cache.max_variants, metrics.clone());
+        let cache = Cache::new(
+            config.cache.memory.0,
+            config.cache.max_variants,
+            metrics.clone(),
+        );
         Arc::new(Shared {
             generation: ArcSwap::from_pointee(Generation {
                 number: 0,
@@ -206,7 +218,9 @@ impl Shared {
         for p in &config.plugins {
             let name = p.section.name.clone();
             let bytes: std::borrow::Cow<'static, [u8]> = match &p.source {
-                PluginSource::Builtin(b) => builtin_bytes(b).expect("checked: builtin exists").into(),
+                PluginSource::Builtin(b) => {
+                    builtin_bytes(b).expect("checked: builtin exists").into()
+                }
                 PluginSource::Path(path) => std::fs::read(path)
                     .map_err(|cause| PluginError::Read {
                         plugin: name.clone(),
@@ -221,7 +235,14 @@ impl Shared {
                 kv: self.kv.namespace(&name),
                 backends: backends.clone(),
             });
-            let loaded = LoadedPlugin::load(p, &bytes, env, config.runtime.recycle_after, self.metrics.plugin(&name)).await?;
+            let loaded = LoadedPlugin::load(
+                p,
+                &bytes,
+                env,
+                config.runtime.recycle_after,
+                self.metrics.plugin(&name),
+            )
+            .await?;
             plugins.push(Arc::new(loaded));
         }
         Ok(Generation {
@@ -249,7 +270,9 @@ impl Shared {
             Ok(g) => {
                 let n = g.number;
                 let old = self.generation.load();
-                if old.config.listen != g.config.listen || old.config.admin_listen != g.config.admin_listen {
+                if old.config.listen != g.config.listen
+                    || old.config.admin_listen != g.config.admin_listen
+                {
                     tracing::warn!("listen addresses changed: they take effect on restart");
                 }
                 self.generation.store(Arc::new(g));
@@ -282,23 +305,42 @@ impl Server {
         let (listen, admin_listen) = (config.listen, config.admin_listen);
         let shared = Shared::new(source, &config);
         let me = shared.clone();
-        let g = tokio::task::spawn_blocking(move || tokio::runtime::Handle::current().block_on(me.build(config, 1)))
-            .await
-            .expect("load task does not panic")?;
+        let g = tokio::task::spawn_blocking(move || {
+            tokio::runtime::Handle::current().block_on(me.build(config, 1))
+        })
+        .await
+        .expect("load task does not panic")?;
         shared.generation.store(Arc::new(g));
 
         let bind = |addr: SocketAddr| async move {
-            TcpListener::bind(addr).await.map_err(|cause| ServeError::Bind { addr, cause })
+            TcpListener::bind(addr)
+                .await
+                .map_err(|cause| ServeError::Bind { addr, cause })
         };
         let listener = bind(listen).await?;
-        let addr = listener.local_addr().map_err(|cause| ServeError::Bind { addr: listen, cause })?;
+        let addr = listener.local_addr().map_err(|cause| ServeError::Bind {
+            addr: listen,
+            cause,
+        })?;
         let (stop, stop_rx) = watch::channel(false);
-        let mut tasks = vec![tokio::spawn(serve(listener, shared.clone(), stop_rx.clone(), false))];
+        let mut tasks = vec![tokio::spawn(serve(
+            listener,
+            shared.clone(),
+            stop_rx.clone(),
+            false,
+        ))];
         let admin_addr = match admin_listen {
             Some(a) => {
                 let l = bind(a).await?;
-                let local = l.local_addr().map_err(|cause| ServeError::Bind { addr: a, cause })?;
-                tasks.push(tokio::spawn(serve(l, shared.clone(), stop_rx.clone(), true)));
+                let local = l
+                    .local_addr()
+                    .map_err(|cause| ServeError::Bind { addr: a, cause })?;
+                tasks.push(tokio::spawn(serve(
+                    l,
+                    shared.clone(),
+                    stop_rx.clone(),
+                    true,
+                )));
                 Some(local)
             }
             None => None,
@@ -367,7 +409,12 @@ impl Drop for Server {
     }
 }
 
-async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>, admin: bool) {
+async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+    admin: bool,
+) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let builder = auto::Builder::new(TokioExecutor::new());
     loop {
@@ -395,7 +442,9 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Rece
                 Ok::<_, std::convert::Infallible>(resp)
             }
         });
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned();
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+            .into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(e) = conn.await {

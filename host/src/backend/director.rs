@@ -64,7 +64,11 @@ impl Director {
         };
         let n = self.members.len();
         match self.kind {
-            Kind::Fallback => self.members.iter().filter(|m| usable(&m.1)).find_map(|m| resolve(&m.1)),
+            Kind::Fallback => self
+                .members
+                .iter()
+                .filter(|m| usable(&m.1))
+                .find_map(|m| resolve(&m.1)),
             Kind::RoundRobin => {
                 let start = self.next.fetch_add(1, Ordering::Relaxed);
                 (0..n)
@@ -73,7 +77,11 @@ impl Director {
                     .find_map(resolve)
             }
             Kind::Random => {
-                let mut live: Vec<_> = self.members.iter().filter(|m| usable(&m.1) && m.2 > 0).collect();
+                let mut live: Vec<_> = self
+                    .members
+                    .iter()
+                    .filter(|m| usable(&m.1) && m.2 > 0)
+                    .collect();
                 while !live.is_empty() {
                     let total: u64 = live.iter().map(|m| u64::from(m.2)).sum();
                     let mut r = rand::rng().random_range(0..total);
@@ -110,7 +118,10 @@ impl Director {
                     })
                     .collect();
                 ranked.sort_unstable_by(|a, b| b.0.cmp(&a.0));
-                ranked.into_iter().filter(|(_, m)| usable(&m.1)).find_map(|(_, m)| resolve(&m.1))
+                ranked
+                    .into_iter()
+                    .filter(|(_, m)| usable(&m.1))
+                    .find_map(|(_, m)| resolve(&m.1))
             }
         }
     }
@@ -141,7 +152,13 @@ pub fn build_all(sections: &[DirectorSection], targets: &mut HashMap<String, Tar
                 .backends
                 .iter()
                 .enumerate()
-                .map(|(i, m)| (m.clone(), targets[m].clone(), d.weights.get(i).copied().unwrap_or(1)))
+                .map(|(i, m)| {
+                    (
+                        m.clone(),
+                        targets[m].clone(),
+                        d.weights.get(i).copied().unwrap_or(1),
+                    )
+                })
                 .collect();
             let kind = match d.kind.as_str() {
                 "random" => Kind::Random,

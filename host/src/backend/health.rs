@@ -97,9 +97,14 @@ impl Health {
         self.window_len.store(window, Ordering::Relaxed);
         self.threshold.store(threshold, Ordering::Relaxed);
         if !self.probed.swap(true, Ordering::AcqRel) {
-            let bits = if initial >= 64 { u64::MAX } else { (1u64 << initial) - 1 };
+            let bits = if initial >= 64 {
+                u64::MAX
+            } else {
+                (1u64 << initial) - 1
+            };
             self.window.store(bits, Ordering::Relaxed);
-            self.probe_healthy.store(initial >= threshold, Ordering::Relaxed);
+            self.probe_healthy
+                .store(initial >= threshold, Ordering::Relaxed);
         } else {
             self.recompute();
         }
@@ -107,17 +112,24 @@ impl Health {
 
     fn recompute(&self) {
         let len = self.window_len.load(Ordering::Relaxed);
-        let mask = if len >= 64 { u64::MAX } else { (1u64 << len) - 1 };
+        let mask = if len >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << len) - 1
+        };
         let good = (self.window.load(Ordering::Relaxed) & mask).count_ones();
-        self.probe_healthy
-            .store(good >= self.threshold.load(Ordering::Relaxed), Ordering::Relaxed);
+        self.probe_healthy.store(
+            good >= self.threshold.load(Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
     }
 
     /// Record a probe. Returns whether probe health changed.
     pub fn probe_result(&self, ok: bool, detail: String) -> bool {
         let before = self.probe_healthy.load(Ordering::Relaxed);
         let w = self.window.load(Ordering::Relaxed);
-        self.window.store((w << 1) | u64::from(ok), Ordering::Relaxed);
+        self.window
+            .store((w << 1) | u64::from(ok), Ordering::Relaxed);
         self.recompute();
         let mut h = self.history.lock();
         if h.len() == HISTORY {

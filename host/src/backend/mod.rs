@@ -158,8 +158,15 @@ impl Backend {
             .build(conn);
         Self {
             name: s.name.as_str().into(),
-            authority: cfg.uri.authority().cloned().expect("checked: url has an authority"),
-            host_header: s.host_header.as_deref().and_then(|h| HeaderValue::from_str(h).ok()),
+            authority: cfg
+                .uri
+                .authority()
+                .cloned()
+                .expect("checked: url has an authority"),
+            host_header: s
+                .host_header
+                .as_deref()
+                .and_then(|h| HeaderValue::from_str(h).ok()),
             cfg: cfg.clone(),
             client,
             health,
@@ -171,9 +178,17 @@ impl Backend {
     pub async fn send(&self, mut req: Request<ProxyBody>) -> Result<Fetched, (FetchKind, String)> {
         match self.health.admit() {
             Ok(()) => {}
-            Err(Unavailable::Sick) => return Err((FetchKind::BackendUnhealthy, "probes report the backend sick".into())),
+            Err(Unavailable::Sick) => {
+                return Err((
+                    FetchKind::BackendUnhealthy,
+                    "probes report the backend sick".into(),
+                ));
+            }
             Err(Unavailable::CircuitOpen) => {
-                return Err((FetchKind::CircuitOpen, "circuit open after consecutive failures".into()));
+                return Err((
+                    FetchKind::CircuitOpen,
+                    "circuit open after consecutive failures".into(),
+                ));
             }
         }
         let permit = match &self.slots {
@@ -183,14 +198,20 @@ impl Backend {
                 let p = if wait.is_zero() {
                     sem.clone().try_acquire_owned().ok()
                 } else {
-                    tokio::time::timeout(wait, sem.clone().acquire_owned()).await.ok().and_then(Result::ok)
+                    tokio::time::timeout(wait, sem.clone().acquire_owned())
+                        .await
+                        .ok()
+                        .and_then(Result::ok)
                 };
                 match p {
                     Some(p) => Some(p),
                     None => {
                         return Err((
                             FetchKind::BackendBusy,
-                            format!("max_connections ({}) reached", self.cfg.section.max_connections),
+                            format!(
+                                "max_connections ({}) reached",
+                                self.cfg.section.max_connections
+                            ),
                         ));
                     }
                 }
@@ -201,7 +222,8 @@ impl Backend {
         parts.scheme = Some(http::uri::Scheme::HTTP);
         parts.authority = Some(self.authority.clone());
         parts.path_and_query = pq.or_else(|| Some(http::uri::PathAndQuery::from_static("/")));
-        *req.uri_mut() = Uri::from_parts(parts).map_err(|e| (FetchKind::ProtocolError, e.to_string()))?;
+        *req.uri_mut() =
+            Uri::from_parts(parts).map_err(|e| (FetchKind::ProtocolError, e.to_string()))?;
         if let Some(h) = &self.host_header {
             req.headers_mut().insert(http::header::HOST, h.clone());
         }
@@ -241,7 +263,12 @@ fn classify(e: &hyper_util::client::legacy::Error) -> (FetchKind, String) {
             _ if detail.contains("timed out") => FetchKind::ConnectTimeout,
             _ => FetchKind::ConnectRefused,
         }
-    } else if incomplete || matches!(io_kind, Some(K::ConnectionReset | K::BrokenPipe | K::UnexpectedEof)) {
+    } else if incomplete
+        || matches!(
+            io_kind,
+            Some(K::ConnectionReset | K::BrokenPipe | K::UnexpectedEof)
+        )
+    {
         FetchKind::ConnectionReset
     } else {
         FetchKind::ProtocolError
@@ -305,7 +332,11 @@ impl Backends {
         for b in &cfg.backends {
             let h = health.get(&b.section.name);
             if let Some(p) = &b.section.probe {
-                h.configure_probe(p.window, p.threshold, p.initial.unwrap_or(p.threshold.saturating_sub(1)));
+                h.configure_probe(
+                    p.window,
+                    p.threshold,
+                    p.initial.unwrap_or(p.threshold.saturating_sub(1)),
+                );
             }
             let be = Arc::new(Backend::new(b, h));
             metrics.backend_health(&be.name, be.health.healthy());
@@ -328,7 +359,12 @@ impl Backends {
 
     /// Choose a backend for a request routed to `name` (None: the default),
     /// skipping backends already tried.
-    pub fn choose(&self, name: Option<&str>, key: &PickKey<'_>, tried: &[Arc<str>]) -> Result<Arc<Backend>, FetchFailure> {
+    pub fn choose(
+        &self,
+        name: Option<&str>,
+        key: &PickKey<'_>,
+        tried: &[Arc<str>],
+    ) -> Result<Arc<Backend>, FetchFailure> {
         let name = name.unwrap_or(&self.default);
         let fail = |kind, detail: String| FetchFailure {
             kind,
@@ -338,17 +374,26 @@ impl Backends {
             detail,
         };
         match self.targets.get(name) {
-            None => Err(fail(FetchKind::NoBackend, format!("unknown backend {name:?}"))),
+            None => Err(fail(
+                FetchKind::NoBackend,
+                format!("unknown backend {name:?}"),
+            )),
             Some(Target::Backend(b)) => Ok(b.clone()),
-            Some(Target::Director(d)) => d
-                .pick(key, tried)
-                .ok_or_else(|| fail(FetchKind::NoBackend, format!("director {name} has no healthy backend"))),
+            Some(Target::Director(d)) => d.pick(key, tried).ok_or_else(|| {
+                fail(
+                    FetchKind::NoBackend,
+                    format!("director {name} has no healthy backend"),
+                )
+            }),
         }
     }
 }
 
 async fn probe_loop(backend: Weak<Backend>, metrics: Arc<Metrics>) {
-    let Some(interval) = backend.upgrade().and_then(|b| b.cfg.section.probe.as_ref().map(|p| p.interval)) else {
+    let Some(interval) = backend
+        .upgrade()
+        .and_then(|b| b.cfg.section.probe.as_ref().map(|p| p.interval))
+    else {
         return;
     };
     let mut tick = tokio::time::interval(interval);
@@ -356,7 +401,9 @@ async fn probe_loop(backend: Weak<Backend>, metrics: Arc<Metrics>) {
     loop {
         tick.tick().await;
         let Some(b) = backend.upgrade() else { return };
-        let Some(p) = b.cfg.section.probe.clone() else { return };
+        let Some(p) = b.cfg.section.probe.clone() else {
+            return;
+        };
         let req = Request::get(format!("http://{}{}", b.authority, p.path))
             .header(http::header::USER_AGENT, "lacquer-probe")
             .body(crate::body::empty())

@@ -114,7 +114,10 @@ impl BodyBuf {
                 let next = buf.chunks.read().get(idx).cloned();
                 if let Some(chunk) = next {
                     let sent = sent + chunk.len();
-                    return Some((Ok(http_body::Frame::data(chunk)), (buf, rx, idx + 1, sent, false)));
+                    return Some((
+                        Ok(http_body::Frame::data(chunk)),
+                        (buf, rx, idx + 1, sent, false),
+                    ));
                 }
                 if buf.state() == Fill::Failed {
                     let e: BoxError = "backend body failed while filling the cache".into();

@@ -107,7 +107,8 @@ impl Object {
     }
     /// May be served instead of an error (stale-if-error, RFC 5861).
     pub fn usable_on_error(&self, req_cc: &cs::CacheControl) -> bool {
-        !self.hfm && cs::stale_on_error(req_cc, &self.freshness(), self.age()) == cs::StaleOnError::Serve
+        !self.hfm
+            && cs::stale_on_error(req_cc, &self.freshness(), self.age()) == cs::StaleOnError::Serve
     }
     /// Past ttl + grace + keep: to be dropped.
     pub fn dead(&self) -> bool {
@@ -204,7 +205,9 @@ impl FetchGuard {
     fn release(&mut self, outcome: Outcome) {
         if let Some(tx) = self.tx.take() {
             if let Some(mut s) = self.cache.map.get_mut(&self.key)
-                && s.busy.as_ref().is_some_and(|rx| rx.same_channel(&tx.subscribe()))
+                && s.busy
+                    .as_ref()
+                    .is_some_and(|rx| rx.same_channel(&tx.subscribe()))
             {
                 s.busy = None;
             }
@@ -287,7 +290,12 @@ impl Cache {
         let reuse = match &found {
             Some(o) if o.hfm => None,
             Some(o) if o.body.state() == body::Fill::Failed => Some(cs::Reuse::MustRevalidate),
-            Some(o) if revalidated => Some(cs::reuse(req_cc, &HeaderMap::new(), &o.freshness(), o.age())),
+            Some(o) if revalidated => Some(cs::reuse(
+                req_cc,
+                &HeaderMap::new(),
+                &o.freshness(),
+                o.age(),
+            )),
             Some(o) => Some(cs::reuse(req_cc, req_headers, &o.freshness(), o.age())),
             None => None,
         };
@@ -304,7 +312,10 @@ impl Cache {
                 match (slot.busy.clone(), stale) {
                     (Some(_), Some(o)) if graceful => {
                         o.hits.fetch_add(1, Ordering::Relaxed);
-                        Lookup::Stale { obj: o, refresh: None }
+                        Lookup::Stale {
+                            obj: o,
+                            refresh: None,
+                        }
                     }
                     (Some(rx), _) => Lookup::Wait(rx),
                     (None, stale) => {
@@ -339,7 +350,10 @@ impl Cache {
     /// Store an object under `key`, replacing the variant it matches.
     pub fn insert(&self, key: Key, n: NewObject) -> Arc<Object> {
         let size = OBJECT_OVERHEAD
-            + n.headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 32).sum::<usize>() as i64
+            + n.headers
+                .iter()
+                .map(|(k, v)| k.as_str().len() + v.len() + 32)
+                .sum::<usize>() as i64
             + n.body.whole().map_or(0, |b| b.len() as i64);
         let obj = Arc::new(Object {
             status: n.status,
@@ -419,7 +433,8 @@ impl Cache {
         };
         let gone: Vec<_> = s.variants.drain(..).collect();
         drop(s);
-        self.map.remove_if(&key, |_, s| s.variants.is_empty() && s.busy.is_none());
+        self.map
+            .remove_if(&key, |_, s| s.variants.is_empty() && s.busy.is_none());
         let n = gone.iter().filter(|o| !o.hfm).count();
         for o in gone {
             self.forget(&o);
@@ -430,14 +445,17 @@ impl Cache {
     /// Account for an object leaving the cache (once).
     fn forget(&self, o: &Object) {
         if o.in_cache.swap(false, Ordering::AcqRel) {
-            self.bytes.fetch_sub(o.size.load(Ordering::Relaxed), Ordering::Relaxed);
+            self.bytes
+                .fetch_sub(o.size.load(Ordering::Relaxed), Ordering::Relaxed);
             self.metrics.cache_objects.dec();
             self.publish();
         }
     }
 
     fn publish(&self) {
-        self.metrics.cache_bytes.set(self.bytes.load(Ordering::Relaxed));
+        self.metrics
+            .cache_bytes
+            .set(self.bytes.load(Ordering::Relaxed));
     }
 
     /// Evict until within budget: CLOCK (second chance for recently used objects).

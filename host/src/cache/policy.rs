@@ -88,14 +88,27 @@ pub fn propose(
     } else {
         cfg.default_grace
     };
-    let has_validators = resp.contains_key(header::ETAG) || resp.contains_key(header::LAST_MODIFIED);
-    let keep = if has_validators { cfg.default_keep.max(grace) } else { Duration::ZERO };
+    let has_validators =
+        resp.contains_key(header::ETAG) || resp.contains_key(header::LAST_MODIFIED);
+    let keep = if has_validators {
+        cfg.default_keep.max(grace)
+    } else {
+        Duration::ZERO
+    };
     let ttl = fr.lifetime.saturating_sub(initial_age);
     let (storage, reason) = match cs::storable(&Method::GET, req, status, resp, &opts) {
         Err(why) => (Storage::Uncacheable, why.as_str().to_string()),
         Ok(()) if vary.is_err() => (Storage::Uncacheable, "vary: *".into()),
-        Ok(()) if ttl.is_zero() && !has_validators && grace.is_zero() && fr.stale_if_error.is_zero() => {
-            (Storage::Uncacheable, format!("{} (stale on arrival, no validators)", fr.source))
+        Ok(())
+            if ttl.is_zero()
+                && !has_validators
+                && grace.is_zero()
+                && fr.stale_if_error.is_zero() =>
+        {
+            (
+                Storage::Uncacheable,
+                format!("{} (stale on arrival, no validators)", fr.source),
+            )
         }
         Ok(()) => (Storage::Cache, fr.source.to_string()),
     };

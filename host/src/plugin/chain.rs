@@ -165,7 +165,10 @@ impl Chain {
                 Self::admit(p, hook)?;
                 let mut c = p.begin(hook, req, None).await?;
                 let (b, s) = c.parts();
-                let out = b.lacquer_plugin_hooks().call_on_recv(s, Resource::new_borrow(0)).await;
+                let out = b
+                    .lacquer_plugin_hooks()
+                    .call_on_recv(s, Resource::new_borrow(0))
+                    .await;
                 Ok(match p.end(hook, c, req, None, out)? {
                     types::RecvAction::Continue => None,
                     types::RecvAction::Lookup => Some(RecvDecision::Lookup),
@@ -200,7 +203,12 @@ impl Chain {
                 let (b, s) = c.parts();
                 let out = b
                     .lacquer_plugin_hooks()
-                    .call_on_backend_response(s, Resource::new_borrow(0), Resource::new_borrow(0), &current)
+                    .call_on_backend_response(
+                        s,
+                        Resource::new_borrow(0),
+                        Resource::new_borrow(0),
+                        &current,
+                    )
                     .await;
                 Ok(match p.end(hook, c, req, Some(resp), out)? {
                     types::BackendResponseAction::Continue(next) => {
@@ -208,7 +216,9 @@ impl Chain {
                         None
                     }
                     types::BackendResponseAction::Retry => Some(BerespDecision::Retry),
-                    types::BackendResponseAction::Synth(s) => Some(BerespDecision::Synth(synth(s)?)),
+                    types::BackendResponseAction::Synth(s) => {
+                        Some(BerespDecision::Synth(synth(s)?))
+                    }
                 })
             }
             .await;
@@ -241,7 +251,9 @@ impl Chain {
                 Ok(match p.end(hook, c, req, None, out)? {
                     types::FetchErrorAction::Continue => None,
                     types::FetchErrorAction::Retry => Some(FetchErrorDecision::Retry),
-                    types::FetchErrorAction::ServeStale if stale_available => Some(FetchErrorDecision::ServeStale),
+                    types::FetchErrorAction::ServeStale if stale_available => {
+                        Some(FetchErrorDecision::ServeStale)
+                    }
                     types::FetchErrorAction::ServeStale => None,
                     types::FetchErrorAction::Synth(s) => Some(FetchErrorDecision::Synth(synth(s)?)),
                 })
@@ -304,7 +316,12 @@ impl Chain {
 pub fn hook_names(set: HookSet) -> Vec<&'static str> {
     Hook::ALL
         .into_iter()
-        .zip([HookSet::RECV, HookSet::BACKEND_RESPONSE, HookSet::FETCH_ERROR, HookSet::DELIVER])
+        .zip([
+            HookSet::RECV,
+            HookSet::BACKEND_RESPONSE,
+            HookSet::FETCH_ERROR,
+            HookSet::DELIVER,
+        ])
         .filter(|(_, f)| set.contains(*f))
         .map(|(h, _)| h.as_str())
         .collect()
@@ -318,7 +335,8 @@ fn invalid(message: String) -> Fault {
 }
 
 fn synth(s: types::SynthResponse) -> Result<Synth, Fault> {
-    let status = StatusCode::from_u16(s.status).map_err(|_| invalid(format!("synthetic status {} is not valid", s.status)))?;
+    let status = StatusCode::from_u16(s.status)
+        .map_err(|_| invalid(format!("synthetic status {} is not valid", s.status)))?;
     if s.body.len() > MAX_SYNTH_BODY {
         return Err(invalid(format!(
             "synthetic body of {} bytes exceeds the {MAX_SYNTH_BODY}-byte limit",

@@ -79,12 +79,22 @@ pub struct Limiter {
 }
 
 impl wasmtime::ResourceLimiter for Limiter {
-    fn memory_growing(&mut self, _: usize, desired: usize, _: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _: usize,
+        desired: usize,
+        _: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         let ok = desired <= self.max_memory;
         self.denied |= !ok;
         Ok(ok)
     }
-    fn table_growing(&mut self, _: usize, desired: usize, _: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _: usize,
+        desired: usize,
+        _: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 100_000)
     }
 }
@@ -125,13 +135,21 @@ impl WasiView for StoreState {
 
 /// Check a header field a plugin wants to set.
 pub fn header_pair(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), String> {
-    let n = HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("invalid header name {name:?}"))?;
-    let v = HeaderValue::from_str(value).map_err(|_| format!("invalid value for header {name} (control characters such as CR/LF are not allowed)"))?;
+    let n = HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| format!("invalid header name {name:?}"))?;
+    let v = HeaderValue::from_str(value).map_err(|_| {
+        format!(
+            "invalid value for header {name} (control characters such as CR/LF are not allowed)"
+        )
+    })?;
     Ok((n, v))
 }
 
 fn get(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }
 
 fn get_all(headers: &HeaderMap, name: &str) -> Vec<String> {
@@ -170,17 +188,24 @@ impl types::HostRequest for StoreState {
         self.req.method.as_str().to_owned()
     }
     fn set_method(&mut self, _: Resource<RequestHandle>, method: String) -> Result<(), String> {
-        self.req.method = Method::from_bytes(method.as_bytes()).map_err(|_| format!("invalid method {method:?}"))?;
+        self.req.method = Method::from_bytes(method.as_bytes())
+            .map_err(|_| format!("invalid method {method:?}"))?;
         Ok(())
     }
     fn url(&mut self, _: Resource<RequestHandle>) -> String {
-        self.req.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned()
+        self.req
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_owned()
     }
     fn set_url(&mut self, _: Resource<RequestHandle>, url: String) -> Result<(), String> {
         if !url.starts_with('/') {
             return Err(format!("url must start with '/': {url:?}"));
         }
-        self.req.uri = url.parse().map_err(|e| format!("invalid url {url:?}: {e}"))?;
+        self.req.uri = url
+            .parse()
+            .map_err(|e| format!("invalid url {url:?}: {e}"))?;
         Ok(())
     }
     fn host(&mut self, _: Resource<RequestHandle>) -> String {
@@ -195,10 +220,20 @@ impl types::HostRequest for StoreState {
     fn header_names(&mut self, _: Resource<RequestHandle>) -> Vec<String> {
         names(&self.req.headers)
     }
-    fn set_header(&mut self, _: Resource<RequestHandle>, name: String, value: String) -> Result<(), String> {
+    fn set_header(
+        &mut self,
+        _: Resource<RequestHandle>,
+        name: String,
+        value: String,
+    ) -> Result<(), String> {
         set(&mut self.req.headers, &name, &value, false)
     }
-    fn append_header(&mut self, _: Resource<RequestHandle>, name: String, value: String) -> Result<(), String> {
+    fn append_header(
+        &mut self,
+        _: Resource<RequestHandle>,
+        name: String,
+        value: String,
+    ) -> Result<(), String> {
         set(&mut self.req.headers, &name, &value, true)
     }
     fn remove_header(&mut self, _: Resource<RequestHandle>, name: String) {
@@ -235,7 +270,8 @@ impl types::HostResponse for StoreState {
         self.resp.status.as_u16()
     }
     fn set_status(&mut self, _: Resource<ResponseHandle>, status: u16) -> Result<(), String> {
-        self.resp.status = StatusCode::from_u16(status).map_err(|_| format!("invalid status {status}"))?;
+        self.resp.status =
+            StatusCode::from_u16(status).map_err(|_| format!("invalid status {status}"))?;
         Ok(())
     }
     fn header(&mut self, _: Resource<ResponseHandle>, name: String) -> Option<String> {
@@ -247,10 +283,20 @@ impl types::HostResponse for StoreState {
     fn header_names(&mut self, _: Resource<ResponseHandle>) -> Vec<String> {
         names(&self.resp.headers)
     }
-    fn set_header(&mut self, _: Resource<ResponseHandle>, name: String, value: String) -> Result<(), String> {
+    fn set_header(
+        &mut self,
+        _: Resource<ResponseHandle>,
+        name: String,
+        value: String,
+    ) -> Result<(), String> {
         set(&mut self.resp.headers, &name, &value, false)
     }
-    fn append_header(&mut self, _: Resource<ResponseHandle>, name: String, value: String) -> Result<(), String> {
+    fn append_header(
+        &mut self,
+        _: Resource<ResponseHandle>,
+        name: String,
+        value: String,
+    ) -> Result<(), String> {
         set(&mut self.resp.headers, &name, &value, true)
     }
     fn remove_header(&mut self, _: Resource<ResponseHandle>, name: String) {

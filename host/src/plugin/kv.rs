@@ -77,7 +77,8 @@ impl Namespace {
         self.map.retain(|k, e| {
             let keep = e.expires > now;
             if !keep {
-                self.bytes.fetch_sub(Self::cost(k, &e.value), Ordering::Relaxed);
+                self.bytes
+                    .fetch_sub(Self::cost(k, &e.value), Ordering::Relaxed);
             }
             keep
         });
@@ -85,7 +86,12 @@ impl Namespace {
     }
 
     /// Insert or update `key` with `f`, which sees the live (unexpired) value.
-    fn update<R>(&self, key: &str, ttl: Duration, f: impl FnOnce(Option<&mut Value>) -> (Option<Value>, R)) -> Result<R, String> {
+    fn update<R>(
+        &self,
+        key: &str,
+        ttl: Duration,
+        f: impl FnOnce(Option<&mut Value>) -> (Option<Value>, R),
+    ) -> Result<R, String> {
         let now = Instant::now();
         if let Some(mut e) = self.map.get_mut(key) {
             let live = e.expires > now;
@@ -110,8 +116,15 @@ impl Namespace {
                 return Err("namespace full".into());
             }
             self.bytes.fetch_add(cost, Ordering::Relaxed);
-            if let Some(old) = self.map.insert(key.to_owned(), Entry { value: v, expires: now + ttl }) {
-                self.bytes.fetch_sub(Self::cost(key, &old.value), Ordering::Relaxed);
+            if let Some(old) = self.map.insert(
+                key.to_owned(),
+                Entry {
+                    value: v,
+                    expires: now + ttl,
+                },
+            ) {
+                self.bytes
+                    .fetch_sub(Self::cost(key, &old.value), Ordering::Relaxed);
             }
         }
         Ok(r)
@@ -140,7 +153,9 @@ impl Namespace {
 
     /// Store a value.
     pub fn set(&self, key: String, value: Vec<u8>, ttl_ms: u64) -> Result<(), String> {
-        self.update(&key, Duration::from_millis(ttl_ms), |_| (Some(Value::Bytes(value)), ()))
+        self.update(&key, Duration::from_millis(ttl_ms), |_| {
+            (Some(Value::Bytes(value)), ())
+        })
     }
 
     /// Take a token; `Err(ms)` until one is available.
@@ -157,7 +172,13 @@ impl Namespace {
             };
             let tokens = (tokens + now.duration_since(at).as_secs_f64() * rate).min(burst);
             if tokens >= 1.0 {
-                (Some(Value::Bucket { tokens: tokens - 1.0, at: now }), Ok(()))
+                (
+                    Some(Value::Bucket {
+                        tokens: tokens - 1.0,
+                        at: now,
+                    }),
+                    Ok(()),
+                )
             } else {
                 let wait = ((1.0 - tokens) / rate * 1000.0).ceil() as u64;
                 (Some(Value::Bucket { tokens, at: now }), Err(wait.max(1)))
@@ -177,7 +198,11 @@ mod tests {
         assert_eq!(ns.counter_add("a", 1, 60_000), 1);
         assert_eq!(ns.counter_add("a", 2, 60_000), 3);
         assert_eq!(ns.counter_add("b", 1, 0), 1);
-        assert_eq!(ns.counter_add("b", 1, 0), 1, "an expired counter starts again");
+        assert_eq!(
+            ns.counter_add("b", 1, 0),
+            1,
+            "an expired counter starts again"
+        );
     }
 
     #[test]

@@ -27,7 +27,10 @@ pub fn builtin_names() -> impl Iterator<Item = &'static str> {
 
 /// The code of an embedded plugin.
 pub fn builtin_bytes(name: &str) -> Option<&'static [u8]> {
-    bundle::BUNDLE.iter().find(|(n, _)| *n == name).map(|(_, b)| *b)
+    bundle::BUNDLE
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, b)| *b)
 }
 
 /// A hook of the contract.
@@ -45,7 +48,12 @@ pub enum Hook {
 
 impl Hook {
     /// Every hook, in index order.
-    pub const ALL: [Hook; 4] = [Hook::Recv, Hook::BackendResponse, Hook::FetchError, Hook::Deliver];
+    pub const ALL: [Hook; 4] = [
+        Hook::Recv,
+        Hook::BackendResponse,
+        Hook::FetchError,
+        Hook::Deliver,
+    ];
 
     /// The WIT name, used in metrics and logs.
     pub fn as_str(self) -> &'static str {

@@ -183,7 +183,9 @@ impl LoadedPlugin {
             pre,
             env,
             config_json: cfg.config_json.clone(),
-            ticks: (s.timeout.as_millis() as u64).div_ceil(TICK.as_millis() as u64).max(1),
+            ticks: (s.timeout.as_millis() as u64)
+                .div_ceil(TICK.as_millis() as u64)
+                .max(1),
             memory: s.memory.0 as usize,
             recycle_after: recycle_after.max(1),
             quarantine_after: s.quarantine_after as usize,
@@ -265,7 +267,11 @@ impl LoadedPlugin {
         if let Some(text) = store.data().stdio.drain() {
             let d = store.data();
             for line in text.lines() {
-                tracing::info!(plugin = &*self.name, req = &*d.req.id, "plugin output: {line}");
+                tracing::info!(
+                    plugin = &*self.name,
+                    req = &*d.req.id,
+                    "plugin output: {line}"
+                );
             }
         }
     }
@@ -278,13 +284,21 @@ impl LoadedPlugin {
 
     /// Start a hook call: take a warm instance (or make one) and move the
     /// request (and response) into its store. Finish with [`LoadedPlugin::end`].
-    pub async fn begin(&self, hook: Hook, req: &mut ReqState, resp: Option<&mut RespState>) -> Result<Call, Fault> {
+    pub async fn begin(
+        &self,
+        hook: Hook,
+        req: &mut ReqState,
+        resp: Option<&mut RespState>,
+    ) -> Result<Call, Fault> {
         self.metrics.hooks[hook as usize].calls.inc();
         let start = Instant::now();
         let popped = self.pool.lock().pop();
         let mut inst = match popped {
             Some(i) => i,
-            None => self.instantiate().await.inspect_err(|f| self.fault(hook, f))?,
+            None => self
+                .instantiate()
+                .await
+                .inspect_err(|f| self.fault(hook, f))?,
         };
         let data = inst.store.data_mut();
         std::mem::swap(&mut data.req, req);
@@ -338,13 +352,20 @@ impl LoadedPlugin {
     /// Count a fault; quarantine the plugin when too many come in the window.
     pub fn fault(&self, hook: Hook, f: &Fault) {
         self.metrics.fault(hook, f.kind);
-        tracing::warn!(plugin = &*self.name, hook = hook.as_str(), kind = f.kind.as_str(), "plugin fault: {}", f.message);
+        tracing::warn!(
+            plugin = &*self.name,
+            hook = hook.as_str(),
+            kind = f.kind.as_str(),
+            "plugin fault: {}",
+            f.message
+        );
         if self.quarantine_after == 0 || f.kind == FaultKind::Quarantined {
             return;
         }
         let now = Instant::now();
         let mut h = self.health.lock();
-        h.faults.retain(|t| now.duration_since(*t) < self.quarantine_window);
+        h.faults
+            .retain(|t| now.duration_since(*t) < self.quarantine_window);
         h.faults.push(now);
         if h.faults.len() >= self.quarantine_after {
             h.faults.clear();
@@ -353,7 +374,10 @@ impl LoadedPlugin {
             let until = (self.born.elapsed() + period).as_millis() as u64;
             self.quarantined_until.store(until, Ordering::Relaxed);
             self.metrics.quarantines.inc();
-            tracing::error!(plugin = &*self.name, "plugin quarantined for {period:?} after repeated faults");
+            tracing::error!(
+                plugin = &*self.name,
+                "plugin quarantined for {period:?} after repeated faults"
+            );
         }
     }
 }

@@ -24,7 +24,9 @@ pub enum ScaffoldError {
 /// Create `NAME/` with Cargo.toml, rust-toolchain.toml and src/lib.rs.
 pub fn new_plugin(name: &str, sdk_path: Option<&Path>) -> Result<PathBuf, ScaffoldError> {
     let valid = !name.is_empty()
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
         && name.starts_with(|c: char| c.is_ascii_lowercase());
     if !valid {
         return Err(ScaffoldError::Name(name.into()));
@@ -44,7 +46,9 @@ pub fn new_plugin(name: &str, sdk_path: Option<&Path>) -> Result<PathBuf, Scaffo
         .split(['-', '_'])
         .map(|w| {
             let mut c = w.chars();
-            c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
         })
         .collect::<String>();
     let files = [
@@ -102,7 +106,10 @@ lacquer_plugin_sdk::export!({ty}, hooks = [deliver]);
     ];
     for (rel, text) in files {
         let path = dir.join(rel);
-        let io = |cause| ScaffoldError::Io { path: path.clone(), cause };
+        let io = |cause| ScaffoldError::Io {
+            path: path.clone(),
+            cause,
+        };
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(io)?;
         }

@@ -153,7 +153,14 @@ impl Plugin for CachePolicy {
         resp: &Response<'_>,
         proposal: Proposal,
     ) -> BackendResponseAction {
-        match uncacheable_because(resp) {
+        // Set-Cookie is never shared. `private`, `no-store` and `Vary: *` only
+        // matter when the host agrees they apply: a targeted field such as
+        // CDN-Cache-Control (RFC 9213) may have overridden Cache-Control.
+        let reason = match uncacheable_because(resp) {
+            Some(r) if r.ends_with("set-cookie") || proposal.storage != Storage::Cache => Some(r),
+            _ => None,
+        };
+        match reason {
             Some(reason) => BackendResponseAction::Continue(Proposal {
                 storage: Storage::HitForMiss,
                 ttl: self.hit_for_miss_ttl,

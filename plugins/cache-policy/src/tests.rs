@@ -111,11 +111,31 @@ fn proposal() -> Proposal {
 }
 
 fn backend_response(p: &CachePolicy, headers: &[(&str, &str)]) -> BackendResponseAction {
+    backend_response_with(p, headers, proposal())
+}
+
+fn backend_response_with(p: &CachePolicy, headers: &[(&str, &str)], proposal: Proposal) -> BackendResponseAction {
     let mut builder = Response::builder();
     for (name, value) in headers {
         builder = builder.header(name, value);
     }
-    p.on_backend_response(&Request::builder().build(), &builder.build(), proposal())
+    p.on_backend_response(&Request::builder().build(), &builder.build(), proposal)
+}
+
+/// What the host proposes when RFC 9111 forbids storing.
+fn refused() -> Proposal {
+    Proposal {
+        storage: Storage::Uncacheable,
+        ..proposal()
+    }
+}
+
+#[test]
+fn a_targeted_field_overriding_cache_control_is_respected() {
+    // CDN-Cache-Control: max-age=60 made the host propose caching despite no-store.
+    let p = plugin("{}");
+    let got = backend_response(&p, &[("cache-control", "no-store"), ("cdn-cache-control", "max-age=60")]);
+    assert_eq!(got, BackendResponseAction::Continue(proposal()));
 }
 
 #[test]
@@ -131,7 +151,7 @@ fn uncacheable_responses_become_hit_for_miss() {
         &[("cache-control", "private=\"set-cookie\"")],
         &[("vary", "accept-encoding, *")],
     ] {
-        let BackendResponseAction::Continue(got) = backend_response(&p, headers) else {
+        let BackendResponseAction::Continue(got) = backend_response_with(&p, headers, refused()) else {
             panic!("expected continue for {headers:?}");
         };
         assert_eq!(got.storage, Storage::HitForMiss, "{headers:?}");
