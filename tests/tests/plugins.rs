@@ -21,13 +21,26 @@ async fn contained(mode: &str, kind: &str) {
     let l = Lacquer::with_origin(&o.url(), &faulty(mode, "fail-closed", "")).await;
     let bad = l.get("/boom").await;
     assert_eq!(bad.status, 500, "{mode}: {}", bad.text());
-    assert!(bad.text().contains("plugin faulty"), "the 500 names the plugin: {}", bad.text());
+    assert!(
+        bad.text().contains("plugin faulty"),
+        "the 500 names the plugin: {}",
+        bad.text()
+    );
     let good = l.get("/fine").await;
-    assert_eq!((good.status, good.text().as_str()), (200, "fine"), "{mode}: next request is served");
+    assert_eq!(
+        (good.status, good.text().as_str()),
+        (200, "fine"),
+        "{mode}: next request is served"
+    );
     let bad_again = l.get("/boom").await;
-    assert_eq!(bad_again.status, 500, "a fresh instance replaced the faulty one");
+    assert_eq!(
+        bad_again.status, 500,
+        "a fresh instance replaced the faulty one"
+    );
     let m = l.admin("GET", "/metrics", "").await.text();
-    let line = format!("lacquer_plugin_faults_total{{plugin=\"faulty\",hook=\"on-recv\",kind=\"{kind}\"}} 2");
+    let line = format!(
+        "lacquer_plugin_faults_total{{plugin=\"faulty\",hook=\"on-recv\",kind=\"{kind}\"}} 2"
+    );
     assert!(m.contains(&line), "{mode}: expected {line} in\n{m}");
 }
 
@@ -50,7 +63,9 @@ async fn unbounded_allocation_hits_the_memory_limit() {
 async fn panic_is_contained_and_its_message_logged() {
     contained("panic", "trap").await;
     assert!(
-        log_lines("faulty plugin panicked on purpose").iter().any(|l| l.contains("faulty")),
+        log_lines("faulty plugin panicked on purpose")
+            .iter()
+            .any(|l| l.contains("faulty")),
         "the panic message reaches the log"
     );
 }
@@ -77,9 +92,14 @@ async fn quarantine_after_repeated_faults() {
         assert_eq!(l.get("/boom").await.status, 200);
     }
     let m = l.admin("GET", "/metrics", "").await.text();
-    assert!(m.contains("lacquer_plugin_quarantines_total{plugin=\"faulty\"} 1"), "{m}");
     assert!(
-        m.contains("lacquer_plugin_faults_total{plugin=\"faulty\",hook=\"on-recv\",kind=\"quarantined\"} 2"),
+        m.contains("lacquer_plugin_quarantines_total{plugin=\"faulty\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains(
+            "lacquer_plugin_faults_total{plugin=\"faulty\",hook=\"on-recv\",kind=\"quarantined\"} 2"
+        ),
         "{m}"
     );
 }
@@ -92,8 +112,15 @@ async fn bad_init_refuses_to_start_with_the_plugins_message() {
         o.url(),
         faulty("bad-init", "fail-closed", "")
     );
-    let err = Lacquer::start(&toml).await.err().expect("refused").to_string();
-    assert!(err.contains("faulty") && err.contains("bad-init requested"), "{err}");
+    let err = Lacquer::start(&toml)
+        .await
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        err.contains("faulty") && err.contains("bad-init requested"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -104,8 +131,15 @@ async fn plugin_for_an_unknown_major_version_is_refused() {
         o.url(),
         guests::FUTURE_MAJOR
     );
-    let err = Lacquer::start(&toml).await.err().expect("refused").to_string();
-    assert!(err.contains("lacquer:plugin@1.0.0") && err.contains("0.1"), "{err}");
+    let err = Lacquer::start(&toml)
+        .await
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        err.contains("lacquer:plugin@1.0.0") && err.contains("0.1"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -118,7 +152,11 @@ async fn example_plugin_loaded_by_path_changes_responses() {
     let l = Lacquer::with_origin(&o.url(), &toml).await;
     let r = l.get("/old/page").await;
     assert_eq!(r.header("x-hello"), "from a test");
-    assert_eq!(r.text(), "/new/page", "the path was rewritten before the fetch");
+    assert_eq!(
+        r.text(),
+        "/new/page",
+        "the path was rewritten before the fetch"
+    );
 }
 
 #[tokio::test]

@@ -14,13 +14,22 @@ async fn miss_then_hit_with_age_and_via() {
     let b = l.get("/page").await;
     assert_eq!((b.status, b.text().as_str()), (200, "hello"));
     assert_eq!(b.header("x-cache"), "HIT");
-    assert!(b.header("age").parse::<u64>().is_ok(), "Age on a hit: {:?}", b.headers);
+    assert!(
+        b.header("age").parse::<u64>().is_ok(),
+        "Age on a hit: {:?}",
+        b.headers
+    );
     assert_eq!(origin.hits(), 1, "the hit was served from cache");
 }
 
 #[tokio::test]
 async fn upstream_age_counts() {
-    let origin = Origin::start(|_| Reply::ok("x").header("cache-control", "max-age=100").header("age", "40")).await;
+    let origin = Origin::start(|_| {
+        Reply::ok("x")
+            .header("cache-control", "max-age=100")
+            .header("age", "40")
+    })
+    .await;
     let l = Lacquer::with_origin(&origin.url(), "").await;
     l.get("/aged").await;
     let b = l.get("/aged").await;
@@ -37,7 +46,8 @@ async fn post_and_cookie_requests_pass() {
     l.request("GET", "/c", &[("cookie", "session=1")], "").await;
     let c = l.request("GET", "/c", &[("cookie", "session=1")], "").await;
     assert_eq!(c.header("x-cache"), "PASS");
-    l.request("GET", "/auth", &[("authorization", "Bearer x")], "").await;
+    l.request("GET", "/auth", &[("authorization", "Bearer x")], "")
+        .await;
     assert_eq!(origin.hits(), 4, "nothing was served from cache");
     let seen = origin.seen();
     assert_eq!(seen[0].method, "POST");
@@ -49,7 +59,9 @@ async fn private_and_set_cookie_are_not_cached() {
         if s.uri.starts_with("/private") {
             Reply::ok("p").header("cache-control", "private, max-age=60")
         } else {
-            Reply::ok("s").header("cache-control", "max-age=60").header("set-cookie", "a=1")
+            Reply::ok("s")
+                .header("cache-control", "max-age=60")
+                .header("set-cookie", "a=1")
         }
     })
     .await;
@@ -79,19 +91,31 @@ async fn purge_evicts() {
 #[tokio::test]
 async fn dead_backend_gives_branded_503_with_cause_logged() {
     let dead = dead_addr().await;
-    let l = Lacquer::with_origin(&format!("http://{dead}"), "[server]\ndebug_headers = true\n").await;
+    let l = Lacquer::with_origin(
+        &format!("http://{dead}"),
+        "[server]\ndebug_headers = true\n",
+    )
+    .await;
     let r = l.request("GET", "/x", &[("accept", "text/html")], "").await;
     assert_eq!(r.status, 503);
-    assert!(r.header("content-type").starts_with("text/html"), "{:?}", r.headers);
+    assert!(
+        r.header("content-type").starts_with("text/html"),
+        "{:?}",
+        r.headers
+    );
     assert!(r.header("retry-after").parse::<u64>().is_ok());
     assert!(r.text().contains("Lacquer"), "branded page: {}", r.text());
     assert!(!r.text().contains("Guru Meditation"));
     assert_eq!(r.header("x-lacquer-error"), "connect-refused backend=app");
     assert!(
-        log_lines("connect-refused").iter().any(|l| l.contains("fetch failed")),
+        log_lines("connect-refused")
+            .iter()
+            .any(|l| l.contains("fetch failed")),
         "cause in the log"
     );
-    let json = l.request("GET", "/x", &[("accept", "application/json")], "").await;
+    let json = l
+        .request("GET", "/x", &[("accept", "application/json")], "")
+        .await;
     assert_eq!(json.status, 503);
     let v: serde_json::Value = serde_json::from_slice(&json.body).expect("JSON error page");
     assert_eq!(v["error"], "connect-refused");
@@ -108,7 +132,12 @@ async fn stale_copy_served_within_grace_when_backend_dies() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let r = l.get("/g").await;
-        assert_eq!((r.status, r.text().as_str()), (200, "cached"), "{:?}", r.headers);
+        assert_eq!(
+            (r.status, r.text().as_str()),
+            (200, "cached"),
+            "{:?}",
+            r.headers
+        );
         if r.header("x-cache") == "STALE" {
             break;
         }
@@ -127,7 +156,11 @@ async fn admin_metrics_name_the_cause() {
         m.contains("lacquer_fetch_failures_total{backend=\"app\",kind=\"connect-refused\"} "),
         "{m}"
     );
-    assert!(m.contains("lacquer_requests_total{state=\"synth\"} 1"), "{m}");
-    let errs: serde_json::Value = serde_json::from_slice(&l.admin("GET", "/fetch-errors", "").await.body).unwrap();
+    assert!(
+        m.contains("lacquer_requests_total{state=\"synth\"} 1"),
+        "{m}"
+    );
+    let errs: serde_json::Value =
+        serde_json::from_slice(&l.admin("GET", "/fetch-errors", "").await.body).unwrap();
     assert_eq!(errs[0]["kind"], "connect-refused");
 }

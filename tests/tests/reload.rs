@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use lacquer_tests::{Lacquer, Origin, Reply, guests};
 
 fn config(origin: &str, extra: &str) -> String {
-    format!("[admin]\nlisten = \"127.0.0.1:0\"\n[[backends]]\nname = \"app\"\nurl = \"{origin}\"\n{extra}")
+    format!(
+        "[admin]\nlisten = \"127.0.0.1:0\"\n[[backends]]\nname = \"app\"\nurl = \"{origin}\"\n{extra}"
+    )
 }
 
 fn with_hello(greeting: &str) -> String {
@@ -28,44 +30,74 @@ async fn reload_swaps_plugins_and_keeps_the_cache() {
     assert_eq!(r.status, 200, "{}", r.text());
     let hit = l.get("/c").await;
     assert_eq!(hit.header("x-hello"), "one", "the new plugin runs");
-    assert_eq!(hit.header("x-cache"), "HIT", "cache contents survive the reload");
+    assert_eq!(
+        hit.header("x-cache"),
+        "HIT",
+        "cache contents survive the reload"
+    );
     assert_eq!(o.hits(), 1);
 }
 
 #[tokio::test]
 async fn broken_config_is_refused_and_the_old_one_keeps_serving() {
     let o = Origin::start(|_| Reply::ok("ok")).await;
-    let l = Lacquer::start(&config(&o.url(), &with_hello("old"))).await.unwrap();
+    let l = Lacquer::start(&config(&o.url(), &with_hello("old")))
+        .await
+        .unwrap();
     l.write_config(&config(&o.url(), "[cache]\nmemroy = \"1GiB\"\n"));
     let r = l.admin("POST", "/reload", "").await;
     assert_eq!(r.status, 422);
-    assert!(r.text().contains("memroy"), "the error names the key: {}", r.text());
-    l.write_config(&config(&o.url(), &with_hello("new").replace("greeting", "greting")));
+    assert!(
+        r.text().contains("memroy"),
+        "the error names the key: {}",
+        r.text()
+    );
+    l.write_config(&config(
+        &o.url(),
+        &with_hello("new").replace("greeting", "greting"),
+    ));
     let r = l.admin("POST", "/reload", "").await;
     assert_eq!(r.status, 422);
-    assert!(r.text().contains("hello") && r.text().contains("greting"), "{}", r.text());
+    assert!(
+        r.text().contains("hello") && r.text().contains("greting"),
+        "{}",
+        r.text()
+    );
     let g = l.get("/x").await;
     assert_eq!((g.status, g.header("x-hello")), (200, "old"));
     let m = l.admin("GET", "/metrics", "").await.text();
-    assert!(m.contains("lacquer_reloads_total{result=\"refused\"} 2"), "{m}");
+    assert!(
+        m.contains("lacquer_reloads_total{result=\"refused\"} 2"),
+        "{m}"
+    );
 }
 
 #[tokio::test]
 async fn forced_health_survives_a_reload() {
     let o = Origin::start(|_| Reply::ok("ok")).await;
     let l = Lacquer::start(&config(&o.url(), "")).await.unwrap();
-    assert_eq!(l.admin("POST", "/backends/app/health", "sick").await.status, 200);
+    assert_eq!(
+        l.admin("POST", "/backends/app/health", "sick").await.status,
+        200
+    );
     assert_eq!(l.get("/a").await.status, 503);
     assert_eq!(l.admin("POST", "/reload", "").await.status, 200);
     assert_eq!(l.get("/a").await.status, 503, "still sick after reload");
-    assert_eq!(l.admin("POST", "/backends/app/health", "auto").await.status, 200);
+    assert_eq!(
+        l.admin("POST", "/backends/app/health", "auto").await.status,
+        200
+    );
     assert_eq!(l.get("/a").await.status, 200);
 }
 
 #[tokio::test]
 async fn reloading_under_load_loses_no_request() {
     let o = Origin::start(|s| Reply::ok(&s.uri)).await;
-    let l = Arc::new(Lacquer::start(&config(&o.url(), &with_hello("a"))).await.unwrap());
+    let l = Arc::new(
+        Lacquer::start(&config(&o.url(), &with_hello("a")))
+            .await
+            .unwrap(),
+    );
     let done = Arc::new(AtomicUsize::new(0));
     let mut workers = Vec::new();
     for w in 0..4 {
@@ -82,7 +114,10 @@ async fn reloading_under_load_loses_no_request() {
     let mut refused = 0;
     for round in 0..10 {
         let text = if round == 5 {
-            config(&o.url(), "[[plugins]]\nname = \"x\"\nbuiltin = \"no-such-plugin\"\n")
+            config(
+                &o.url(),
+                "[[plugins]]\nname = \"x\"\nbuiltin = \"no-such-plugin\"\n",
+            )
         } else {
             config(&o.url(), &with_hello(&format!("g{round}")))
         };
