@@ -63,6 +63,7 @@ pub fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_env("LACQUER_LOG")
                 .unwrap_or_else(|_| "info".into()),
         )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
     match cli.command {

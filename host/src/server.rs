@@ -148,6 +148,8 @@ pub struct Shared {
     /// Recent fetch failures.
     pub recent: Mutex<VecDeque<FailureRecord>>,
     next_id: AtomicU64,
+    /// Random per process, so request ids differ across restarts and nodes.
+    instance: u32,
     reload_lock: tokio::sync::Mutex<()>,
     /// When the server started.
     pub started: Instant,
@@ -180,6 +182,7 @@ impl Shared {
             source,
             recent: Mutex::new(VecDeque::new()),
             next_id: AtomicU64::new(1),
+            instance: rand::random(),
             reload_lock: tokio::sync::Mutex::new(()),
             started: Instant::now(),
         })
@@ -188,7 +191,7 @@ impl Shared {
     /// A new request id.
     pub fn request_id(&self) -> Arc<str> {
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
-        format!("{:x}-{n:x}", self.started.elapsed().as_secs() ^ 0x1acc).into()
+        format!("{:08x}-{n:x}", self.instance).into()
     }
 
     /// Record a fetch failure for `/fetch-errors`.

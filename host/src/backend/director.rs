@@ -117,7 +117,7 @@ impl Director {
                         (h.digest(), m)
                     })
                     .collect();
-                ranked.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+                ranked.sort_unstable_by_key(|r| std::cmp::Reverse(r.0));
                 ranked
                     .into_iter()
                     .filter(|(_, m)| usable(&m.1))
