@@ -49,7 +49,7 @@ enum PluginCommand {
     New {
         /// Crate name (and directory).
         name: String,
-        /// Path to the lacquer-plugin-sdk crate (default: the published crate).
+        /// Path to the lacquer-plugin-sdk crate (default: this source tree's, else the published crate).
         #[arg(long)]
         sdk_path: Option<PathBuf>,
     },

@@ -187,8 +187,10 @@ impl Default for CacheSection {
 pub struct RuntimeSection {
     /// An instance is replaced by a fresh one after this many calls. Default 10000.
     pub recycle_after: u64,
-    /// Directory for compiled plugins (keyed by content and engine). Default:
-    /// none (compile at every start).
+    /// Directory for compiled plugins, keyed by content hash and engine
+    /// version, so starts and reloads don't recompile unchanged plugins. Must be
+    /// writable only by the operator (its files are loaded as native code).
+    /// Relative to the config file. Default: none (compile at every start).
     pub cache_dir: Option<PathBuf>,
 }
 
@@ -729,6 +731,12 @@ impl FileConfig {
             ));
         }
 
+        let mut runtime = self.runtime;
+        if let (Some(dir), Some(b)) = (&runtime.cache_dir, base)
+            && dir.is_relative()
+        {
+            runtime.cache_dir = Some(b.join(dir));
+        }
         Ok(Config {
             source: file.to_string(),
             listen,
@@ -739,7 +747,7 @@ impl FileConfig {
             max_retries: self.server.max_retries,
             drain_timeout: self.server.drain_timeout,
             cache: self.cache,
-            runtime: self.runtime,
+            runtime,
             backends,
             directors: self.directors,
             plugins,

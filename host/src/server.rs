@@ -243,6 +243,7 @@ impl Shared {
                 &bytes,
                 env,
                 config.runtime.recycle_after,
+                config.runtime.cache_dir.as_deref(),
                 self.metrics.plugin(&name),
             )
             .await?;

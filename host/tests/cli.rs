@@ -69,3 +69,53 @@ fn check_rejects_a_bad_plugin_config_with_the_plugins_message() {
         "{out}"
     );
 }
+
+#[test]
+fn compiled_plugins_are_cached_on_disk_and_reused() {
+    let p = write(
+        "cached.toml",
+        "[runtime]\ncache_dir = \"compiled\"\n[[backends]]\nname = \"app\"\nurl = \"http://127.0.0.1:8080\"\n",
+    );
+    let dir = p.parent().unwrap().join("compiled");
+    let _ = std::fs::remove_dir_all(&dir);
+    let (ok, out) = lacquer(&["check", "--config", p.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    let files = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(files, 2, "one compiled file per bundled plugin in use");
+    let (ok, out) = lacquer(&["check", "--config", p.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    assert_eq!(out.matches("loaded precompiled").count(), 2, "{out}");
+}
+
+#[test]
+fn plugin_new_scaffolds_a_crate() {
+    let dir = std::env::temp_dir().join(format!("lacquer-scaffold-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_lacquer"))
+        .args(["plugin", "new", "my-plugin"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lib = std::fs::read_to_string(dir.join("my-plugin/src/lib.rs")).unwrap();
+    assert!(
+        lib.contains("export!(MyPlugin, hooks = [deliver])"),
+        "{lib}"
+    );
+    assert!(
+        std::fs::read_to_string(dir.join("my-plugin/Cargo.toml"))
+            .unwrap()
+            .contains("cdylib")
+    );
+    let again = Command::new(env!("CARGO_BIN_EXE_lacquer"))
+        .args(["plugin", "new", "my-plugin"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(!again.status.success(), "refuses to overwrite");
+    let _ = std::fs::remove_dir_all(&dir);
+}

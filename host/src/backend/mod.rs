@@ -327,7 +327,10 @@ impl BackendLookup for Backends {
 impl Backends {
     /// Whether requests routed to `name` (None: the default) go through a director.
     pub fn is_director(&self, name: Option<&str>) -> bool {
-        matches!(self.targets.get(name.unwrap_or(&self.default)), Some(Target::Director(_)))
+        matches!(
+            self.targets.get(name.unwrap_or(&self.default)),
+            Some(Target::Director(_))
+        )
     }
 
     /// Build backends and directors, and start probes (which stop when this is dropped).

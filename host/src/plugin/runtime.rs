@@ -3,6 +3,7 @@
 //! per plugin a pool of warm instances, each initialised once and reused
 //! until it faults or has served `recycle_after` calls.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -69,23 +70,89 @@ fn shared() -> &'static Shared {
     })
 }
 
-/// Compile (or fetch the already compiled) component and check its contract version.
-fn compile(name: &str, bytes: &[u8]) -> Result<Component, PluginError> {
+/// Compile (or fetch the already compiled) component and check its contract
+/// version. With a cache directory, compiled code is stored there (keyed by
+/// the component's content hash and the engine's compatibility hash) and
+/// loaded from there on the next start or reload instead of recompiling.
+fn compile(name: &str, bytes: &[u8], cache_dir: Option<&Path>) -> Result<Component, PluginError> {
     let sh = shared();
     let key = xxhash_rust::xxh3::xxh3_128(bytes);
-    if let Some(c) = sh.compiled.get(&key) {
-        return Ok(c.clone());
-    }
-    let c = Component::new(&sh.engine, bytes).map_err(|e| PluginError::Compile {
-        plugin: name.into(),
-        cause: format!("{e:#}"),
-    })?;
+    let file =
+        cache_dir.map(|d| d.join(format!("{key:032x}-{:016x}.cwasm", engine_hash(&sh.engine))));
+    let cached = sh.compiled.get(&key).map(|c| c.clone());
+    let c = match (cached, &file) {
+        (Some(c), _) => c,
+        (None, Some(f)) if f.exists() => match load_precompiled(&sh.engine, f) {
+            Ok(c) => {
+                tracing::info!(plugin = name, "loaded precompiled {}", f.display());
+                c
+            }
+            Err(e) => {
+                tracing::warn!(
+                    plugin = name,
+                    "ignoring unusable precompiled {}: {e}",
+                    f.display()
+                );
+                compile_fresh(name, bytes)?
+            }
+        },
+        (None, _) => compile_fresh(name, bytes)?,
+    };
     check_contract(&sh.engine, &c).map_err(|cause| PluginError::Contract {
         plugin: name.into(),
         cause,
     })?;
+    if let Some(f) = file.filter(|f| !f.exists()) {
+        store_precompiled(name, &c, &f);
+    }
     sh.compiled.insert(key, c.clone());
     Ok(c)
+}
+
+fn compile_fresh(name: &str, bytes: &[u8]) -> Result<Component, PluginError> {
+    Component::new(&shared().engine, bytes).map_err(|e| PluginError::Compile {
+        plugin: name.into(),
+        cause: format!("{e:#}"),
+    })
+}
+
+fn engine_hash(engine: &Engine) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut h);
+    h.finish()
+}
+
+#[allow(unsafe_code)]
+fn load_precompiled(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
+    // SAFETY: wasmtime requires a trusted artifact made by `Component::serialize`
+    // for a compatible engine. Lacquer writes these files itself, named by the
+    // source's content hash and this engine's compatibility hash, into
+    // `[runtime] cache_dir`, which must be writable only by the operator.
+    unsafe { Component::deserialize_file(engine, path) }
+}
+
+/// Write atomically (temp file, then rename); a failure only costs a recompile later.
+fn store_precompiled(name: &str, c: &Component, path: &Path) {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let r = c
+        .serialize()
+        .map_err(|e| std::io::Error::other(e.to_string()))
+        .and_then(|bytes| {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::write(&tmp, bytes)?;
+            std::fs::rename(&tmp, path)
+        });
+    if let Err(e) = r {
+        let _ = std::fs::remove_file(&tmp);
+        tracing::warn!(
+            plugin = name,
+            "cannot store precompiled plugin in {}: {e}",
+            path.display()
+        );
+    }
 }
 
 fn check_contract(engine: &Engine, c: &Component) -> Result<(), String> {
@@ -163,10 +230,11 @@ impl LoadedPlugin {
         bytes: &[u8],
         env: Arc<PluginEnv>,
         recycle_after: u64,
+        cache_dir: Option<&Path>,
         metrics: PluginMetrics,
     ) -> Result<LoadedPlugin, PluginError> {
         let name: Arc<str> = cfg.section.name.as_str().into();
-        let component = compile(&name, bytes)?;
+        let component = compile(&name, bytes, cache_dir)?;
         let pre = shared()
             .linker
             .instantiate_pre(&component)

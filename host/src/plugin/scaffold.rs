@@ -35,6 +35,10 @@ pub fn new_plugin(name: &str, sdk_path: Option<&Path>) -> Result<PathBuf, Scaffo
     if dir.exists() {
         return Err(ScaffoldError::Exists(dir));
     }
+    // Default: the SDK beside this binary's sources when present, else the published crate.
+    let local = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugin-sdk");
+    let sdk_path =
+        sdk_path.or_else(|| local.join("Cargo.toml").exists().then_some(local.as_path()));
     let sdk = match sdk_path {
         Some(p) => {
             let p = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
