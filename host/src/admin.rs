@@ -123,11 +123,31 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Pro
                     "purge needs ?url=/path (and &host=name)",
                 );
             };
-            let host = param(&query, "host")
-                .unwrap_or_default()
-                .to_ascii_lowercase();
-            let n = shared.cache.purge(crate::cache::key(&host, &url, &[]));
-            json_reply(StatusCode::OK, json!({ "purged": n }))
+            let host = param(&query, "host").unwrap_or_default().to_ascii_lowercase();
+            let key = crate::cache::key(&host, &url, &[]);
+            if param(&query, "soft").is_some_and(|v| v == "1" || v == "true") {
+                json_reply(StatusCode::OK, json!({ "soft_purged": shared.cache.soft_purge(key) }))
+            } else {
+                json_reply(StatusCode::OK, json!({ "purged": shared.cache.purge(key) }))
+            }
+        }
+        (&Method::POST, ["ban"]) => {
+            let Some(pattern) = param(&query, "url") else {
+                return error(StatusCode::BAD_REQUEST, "ban needs ?url=<regex on path and query> (and &host=name)");
+            };
+            match crate::cache::Ban::new(param(&query, "host").as_deref(), &pattern) {
+                Ok(b) => json_reply(StatusCode::OK, json!({ "bans": shared.cache.ban(b) })),
+                Err(e) => error(StatusCode::BAD_REQUEST, format!("url: {e}")),
+            }
+        }
+        (&Method::GET, ["bans"]) => {
+            let list: Vec<_> = shared
+                .cache
+                .bans()
+                .into_iter()
+                .map(|(host, url, age)| json!({ "host": host, "url": url, "age_s": age }))
+                .collect();
+            json_reply(StatusCode::OK, json!(list))
         }
         (&Method::POST, ["reload"]) => match shared.reload().await {
             Ok(n) => json_reply(StatusCode::OK, json!({ "reloaded": true, "generation": n })),
@@ -136,7 +156,7 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Pro
                 format!("reload refused, the current config keeps serving: {e}"),
             ),
         },
-        (_, ["metrics" | "status" | "backends" | "fetch-errors" | "purge" | "reload" | ""]) => {
+        (_, ["metrics" | "status" | "backends" | "fetch-errors" | "purge" | "ban" | "bans" | "reload" | ""]) => {
             error(
                 StatusCode::METHOD_NOT_ALLOWED,
                 format!("{} not allowed on {path}", parts.method),

@@ -418,6 +418,8 @@ impl Cx {
                         must_revalidate: facts.must_revalidate,
                         no_cache: facts.no_cache,
                         stale_if_error: facts.stale_if_error,
+                        host: self.rs.host.as_str().into(),
+                        url: self.rs.uri.path_and_query().map_or("/", |p| p.as_str()).into(),
                     },
                 );
                 mode.resolve(Outcome::Stored);
@@ -441,7 +443,7 @@ impl Cx {
                     && storage == Storage::HitForMiss
                     && !p.ttl.is_zero()
                 {
-                    cache.insert(key, hit_for_miss(p.ttl));
+                    cache.insert(key, hit_for_miss(p.ttl, &self.rs.host, &self.rs.uri));
                 }
                 let state = if matches!(mode, Mode::Miss(_)) {
                     State::Miss
@@ -489,7 +491,7 @@ fn pass_proposal() -> Proposal {
     }
 }
 
-fn hit_for_miss(ttl: Duration) -> NewObject {
+fn hit_for_miss(ttl: Duration, host: &str, uri: &http::Uri) -> NewObject {
     NewObject {
         status: StatusCode::OK,
         headers: http::HeaderMap::new(),
@@ -503,6 +505,8 @@ fn hit_for_miss(ttl: Duration) -> NewObject {
         must_revalidate: false,
         no_cache: false,
         stale_if_error: Duration::ZERO,
+        host: host.into(),
+        url: uri.path_and_query().map_or("/", |p| p.as_str()).into(),
     }
 }
 

@@ -40,6 +40,17 @@ pub struct ProbeRecord {
     pub detail: String,
 }
 
+/// How a request was let through to a backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// The usual way.
+    Normal,
+    /// As the one half-open trial of an open circuit. Its outcome must be
+    /// reported ([`Health::success`] / [`Health::failure`]), or the slot given
+    /// back with [`Health::abandon_trial`], or the circuit stays open.
+    Trial,
+}
+
 /// Why a backend may not be used right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unavailable {
@@ -110,6 +121,15 @@ impl Health {
         }
     }
 
+    /// The backend has no probe (any more, after a reload): probes no longer
+    /// have a say, and a sick verdict from an old probe is forgotten.
+    pub fn clear_probe(&self) {
+        self.probed.store(false, Ordering::Release);
+        self.window.store(0, Ordering::Relaxed);
+        self.probe_healthy.store(true, Ordering::Relaxed);
+        self.history.lock().clear();
+    }
+
     fn recompute(&self) {
         let len = self.window_len.load(Ordering::Relaxed);
         let mask = if len >= 64 {
@@ -127,9 +147,10 @@ impl Health {
     /// Record a probe. Returns whether probe health changed.
     pub fn probe_result(&self, ok: bool, detail: String) -> bool {
         let before = self.probe_healthy.load(Ordering::Relaxed);
-        let w = self.window.load(Ordering::Relaxed);
-        self.window
-            .store((w << 1) | u64::from(ok), Ordering::Relaxed);
+        // Two probe loops may overlap for a moment across a reload: update atomically.
+        let _ = self
+            .window
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| Some((w << 1) | u64::from(ok)));
         self.recompute();
         let mut h = self.history.lock();
         if h.len() == HISTORY {
@@ -187,9 +208,9 @@ impl Health {
     }
 
     /// May a request go to this backend now? Takes the half-open trial slot when due.
-    pub fn admit(&self) -> Result<(), Unavailable> {
+    pub fn admit(&self) -> Result<Admission, Unavailable> {
         match self.forced() {
-            Forced::Healthy => return Ok(()),
+            Forced::Healthy => return Ok(Admission::Normal),
             Forced::Sick => return Err(Unavailable::Sick),
             Forced::Auto => {}
         }
@@ -197,7 +218,7 @@ impl Health {
             return Err(Unavailable::Sick);
         }
         if !self.breaker_open.load(Ordering::Relaxed) {
-            return Ok(());
+            return Ok(Admission::Normal);
         }
         let mut b = self.breaker.lock();
         match b.open_until {
@@ -205,9 +226,15 @@ impl Health {
             _ if b.trial => Err(Unavailable::CircuitOpen),
             _ => {
                 b.trial = true;
-                Ok(())
+                Ok(Admission::Trial)
             }
         }
+    }
+
+    /// A trial request ended without reaching the backend (it was cancelled,
+    /// or no connection slot was free): the next request may be the trial.
+    pub fn abandon_trial(&self) {
+        self.breaker.lock().trial = false;
     }
 
     /// A request succeeded (the backend answered, any status below 500).
@@ -232,11 +259,11 @@ impl Health {
         b.failures += 1;
         let reopen = b.trial;
         if reopen || (b.open_until.is_none() && b.failures >= BREAKER_FAILURES) {
-            let period = b.backoff;
             if reopen {
+                // The trial failed: stay open twice as long as last time.
                 b.backoff = (b.backoff * 2).min(BREAKER_MAX_BACKOFF);
             }
-            b.open_until = Some(Instant::now() + period);
+            b.open_until = Some(Instant::now() + b.backoff);
             b.trial = false;
             self.breaker_open.store(true, Ordering::Relaxed);
             return true;
@@ -276,10 +303,10 @@ mod tests {
         }
         assert_eq!(h.admit(), Err(Unavailable::CircuitOpen));
         h.breaker.lock().open_until = Some(Instant::now());
-        assert_eq!(h.admit(), Ok(()), "one trial");
+        assert_eq!(h.admit(), Ok(Admission::Trial), "one trial");
         assert_eq!(h.admit(), Err(Unavailable::CircuitOpen), "only one trial");
         h.success();
-        assert_eq!(h.admit(), Ok(()));
+        assert_eq!(h.admit(), Ok(Admission::Normal));
     }
 
     #[test]
@@ -289,5 +316,54 @@ mod tests {
         assert_eq!(h.admit(), Err(Unavailable::Sick));
         h.force(Forced::Healthy);
         assert!(h.healthy());
+    }
+
+    #[test]
+    fn failed_trials_double_the_backoff() {
+        let h = Health::default();
+        for _ in 0..BREAKER_FAILURES {
+            h.failure();
+        }
+        let first = h.breaker.lock().open_until.unwrap() - Instant::now();
+        assert!(first <= BREAKER_BACKOFF);
+        let mut want = BREAKER_BACKOFF;
+        for _ in 0..8 {
+            h.breaker.lock().open_until = Some(Instant::now());
+            assert_eq!(h.admit(), Ok(Admission::Trial));
+            assert!(h.failure(), "a failed trial reopens");
+            want = (want * 2).min(BREAKER_MAX_BACKOFF);
+            let open_for = h.breaker.lock().open_until.unwrap() - Instant::now();
+            assert!(open_for > want - Duration::from_millis(100) && open_for <= want, "{open_for:?} vs {want:?}");
+        }
+        h.success();
+        assert!(!h.circuit_open());
+        assert_eq!(h.breaker.lock().backoff, BREAKER_BACKOFF, "a success resets the backoff");
+    }
+
+    #[test]
+    fn an_abandoned_trial_frees_the_slot() {
+        let h = Health::default();
+        for _ in 0..BREAKER_FAILURES {
+            h.failure();
+        }
+        h.breaker.lock().open_until = Some(Instant::now());
+        assert_eq!(h.admit(), Ok(Admission::Trial));
+        assert!(!h.healthy(), "a trial is in flight");
+        h.abandon_trial();
+        assert!(h.healthy(), "due for a trial again");
+        assert_eq!(h.admit(), Ok(Admission::Trial), "the next request is the trial");
+    }
+
+    #[test]
+    fn clearing_the_probe_forgets_a_sick_verdict() {
+        let h = Health::default();
+        h.configure_probe(3, 2, 0);
+        h.probe_result(false, "500".into());
+        assert!(!h.healthy());
+        h.clear_probe();
+        assert!(h.healthy());
+        assert!(h.history().is_empty());
+        h.configure_probe(3, 2, 0);
+        assert!(!h.healthy(), "a probe configured again starts from `initial`");
     }
 }

@@ -14,12 +14,12 @@ use http::uri::Authority;
 use http::{HeaderValue, Request, Response, Uri};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::{HttpConnector, capture_connection};
 use hyper_util::rt::TokioExecutor;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 pub use self::director::{Director, PickKey};
-use self::health::{Health, Unavailable};
+use self::health::{Admission, Health, Unavailable};
 use crate::body::ProxyBody;
 use crate::config::{BackendConfig, Config};
 use crate::metrics::Metrics;
@@ -175,9 +175,15 @@ impl Backend {
     }
 
     /// Send a request (origin-form URI) to this backend and wait for the response head.
-    pub async fn send(&self, mut req: Request<ProxyBody>) -> Result<Fetched, (FetchKind, String)> {
-        match self.health.admit() {
-            Ok(()) => {}
+    ///
+    /// `connect_timeout` bounds getting a connection (new or pooled);
+    /// `first_byte_timeout` runs from then until the response head.
+    pub async fn send(&self, req: Request<ProxyBody>) -> Result<Fetched, (FetchKind, String)> {
+        let trial = match self.health.admit() {
+            Ok(a) => TrialGuard {
+                health: &self.health,
+                armed: a == Admission::Trial,
+            },
             Err(Unavailable::Sick) => {
                 return Err((
                     FetchKind::BackendUnhealthy,
@@ -190,11 +196,24 @@ impl Backend {
                     "circuit open after consecutive failures".into(),
                 ));
             }
+        };
+        // A trial that ends here without an outcome fetch.rs reports (no slot,
+        // or the request went away) gives the trial slot back on drop.
+        let result = self.send_admitted(req).await;
+        match &result {
+            Ok(_) => trial.disarm(),
+            Err((kind, _)) if kind.breaker_failure() => trial.disarm(),
+            Err(_) => {}
         }
+        result
+    }
+
+    async fn send_admitted(&self, mut req: Request<ProxyBody>) -> Result<Fetched, (FetchKind, String)> {
+        let s = &self.cfg.section;
         let permit = match &self.slots {
             None => None,
             Some(sem) => {
-                let wait = self.cfg.section.max_connections_wait;
+                let wait = s.max_connections_wait;
                 let p = if wait.is_zero() {
                     sem.clone().try_acquire_owned().ok()
                 } else {
@@ -208,10 +227,7 @@ impl Backend {
                     None => {
                         return Err((
                             FetchKind::BackendBusy,
-                            format!(
-                                "max_connections ({}) reached",
-                                self.cfg.section.max_connections
-                            ),
+                            format!("max_connections ({}) reached", s.max_connections),
                         ));
                     }
                 }
@@ -227,15 +243,60 @@ impl Backend {
         if let Some(h) = &self.host_header {
             req.headers_mut().insert(http::header::HOST, h.clone());
         }
-        let s = &self.cfg.section;
-        let limit = s.connect_timeout + s.first_byte_timeout;
-        match tokio::time::timeout(limit, self.client.request(req)).await {
+        // Learn when the request has a connection, so that the first-byte
+        // clock starts then and not at connect time.
+        let mut captured = capture_connection(&mut req);
+        let response = self.client.request(req);
+        tokio::pin!(response);
+        let connected = async { captured.wait_for_connection_metadata().await.is_some() };
+        tokio::select! {
+            biased;
+            r = &mut response => return Self::head(r, permit),
+            _ = connected => {}
+            () = tokio::time::sleep(s.connect_timeout) => {
+                return Err((
+                    FetchKind::ConnectTimeout,
+                    format!("no connection within {:?}", s.connect_timeout),
+                ));
+            }
+        }
+        match tokio::time::timeout(s.first_byte_timeout, response).await {
             Err(_) => Err((
                 FetchKind::FirstByteTimeout,
                 format!("no response headers within {:?}", s.first_byte_timeout),
             )),
-            Ok(Err(e)) => Err(classify(&e)),
-            Ok(Ok(response)) => Ok(Fetched { response, permit }),
+            Ok(r) => Self::head(r, permit),
+        }
+    }
+
+    fn head(
+        r: Result<Response<Incoming>, hyper_util::client::legacy::Error>,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> Result<Fetched, (FetchKind, String)> {
+        match r {
+            Ok(response) => Ok(Fetched { response, permit }),
+            Err(e) => Err(classify(&e)),
+        }
+    }
+}
+
+/// Holds a half-open trial slot; gives it back if dropped while armed.
+struct TrialGuard<'a> {
+    health: &'a Health,
+    armed: bool,
+}
+
+impl TrialGuard<'_> {
+    /// The outcome will be reported: keep the slot taken.
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for TrialGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.health.abandon_trial();
         }
     }
 }
@@ -339,12 +400,14 @@ impl Backends {
         let mut list = Vec::new();
         for b in &cfg.backends {
             let h = health.get(&b.section.name);
-            if let Some(p) = &b.section.probe {
-                h.configure_probe(
+            match &b.section.probe {
+                Some(p) => h.configure_probe(
                     p.window,
                     p.threshold,
                     p.initial.unwrap_or(p.threshold.saturating_sub(1)),
-                );
+                ),
+                // A reload that removes the probe must not leave its last verdict standing.
+                None => h.clear_probe(),
             }
             let be = Arc::new(Backend::new(b, h));
             metrics.backend_health(&be.name, be.health.healthy());
@@ -429,9 +492,9 @@ async fn probe_loop(backend: Weak<Backend>, metrics: Arc<Metrics>) {
             let healthy = b.health.healthy();
             metrics.backend_health(&b.name, healthy);
             if healthy {
-                tracing::info!(backend = &*b.name, "backend healthy: {detail}");
+                tracing::info!(backend = %b.name, "backend healthy: {detail}");
             } else {
-                tracing::warn!(backend = &*b.name, "backend sick: {detail}");
+                tracing::warn!(backend = %b.name, "backend sick: {detail}");
             }
         }
     }

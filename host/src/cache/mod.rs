@@ -70,8 +70,14 @@ pub struct Object {
     pub no_cache: bool,
     /// stale-if-error window past ttl.
     pub stale_if_error: Duration,
+    /// Host the object was stored for.
+    pub host: Arc<str>,
+    /// Path and query the object was stored for.
+    pub url: Arc<str>,
     /// Times served from cache.
     pub hits: AtomicU64,
+    /// Soft-purged: stale now, still usable in grace and for revalidation.
+    expired: AtomicBool,
     referenced: AtomicBool,
     refreshing: AtomicBool,
     in_cache: AtomicBool,
@@ -90,8 +96,9 @@ impl Object {
     }
     /// Its freshness as the RFC rules see it (lifetime and grace as the plugins left them).
     pub fn freshness(&self) -> cs::Freshness {
+        let ttl = if self.expired.load(Ordering::Relaxed) { Duration::ZERO } else { self.ttl };
         cs::Freshness {
-            lifetime: self.initial_age + self.ttl,
+            lifetime: self.initial_age + ttl,
             source: cs::FreshnessSource::None,
             targeted: false,
             stale_while_revalidate: self.grace,
@@ -103,7 +110,7 @@ impl Object {
     }
     /// Within its freshness lifetime.
     pub fn fresh(&self) -> bool {
-        self.resident() < self.ttl
+        !self.expired.load(Ordering::Relaxed) && self.resident() < self.ttl
     }
     /// May be served instead of an error (stale-if-error, RFC 5861).
     pub fn usable_on_error(&self, req_cc: &cs::CacheControl) -> bool {
@@ -147,6 +154,36 @@ pub struct NewObject {
     pub no_cache: bool,
     /// stale-if-error window.
     pub stale_if_error: Duration,
+    /// Host the object is stored for.
+    pub host: Arc<str>,
+    /// Path and query the object is stored for.
+    pub url: Arc<str>,
+}
+
+/// A ban: objects stored before it whose host and URL match are invalid.
+pub struct Ban {
+    at: Instant,
+    host: Option<String>,
+    url: regex_lite::Regex,
+    /// The pattern as given.
+    pub pattern: String,
+}
+
+impl Ban {
+    /// A ban on URLs (path and query) matching `pattern`, for one host or all.
+    pub fn new(host: Option<&str>, pattern: &str) -> Result<Ban, String> {
+        let url = regex_lite::Regex::new(pattern).map_err(|e| format!("invalid url pattern {pattern:?}: {e}"))?;
+        Ok(Ban {
+            at: Instant::now(),
+            host: host.filter(|h| !h.is_empty()).map(str::to_ascii_lowercase),
+            url,
+            pattern: pattern.into(),
+        })
+    }
+
+    fn hits(&self, o: &Object) -> bool {
+        o.created <= self.at && self.host.as_deref().is_none_or(|h| h == &*o.host) && self.url.is_match(&o.url)
+    }
 }
 
 /// What became of a coalesced fetch.
@@ -234,6 +271,9 @@ pub struct Cache {
     budget: i64,
     max_variants: usize,
     clock: Mutex<VecDeque<Weak<Object>>>,
+    bans: parking_lot::RwLock<Vec<Arc<Ban>>>,
+    /// Longest life (ttl + grace + keep) of any object stored: bans older than this are dropped.
+    max_life: Mutex<Duration>,
     metrics: Arc<Metrics>,
 }
 
@@ -246,6 +286,8 @@ impl Cache {
             budget: budget as i64,
             max_variants,
             clock: Mutex::new(VecDeque::new()),
+            bans: parking_lot::RwLock::new(Vec::new()),
+            max_life: Mutex::new(Duration::ZERO),
             metrics,
         })
     }
@@ -275,13 +317,15 @@ impl Cache {
             busy: None,
         });
         let mut dead = Vec::new();
+        let bans = self.bans.read();
         slot.variants.retain(|o| {
-            let keep = !o.dead();
+            let keep = !o.dead() && !bans.iter().any(|b| b.hits(o));
             if !keep {
                 dead.push(o.clone());
             }
             keep
         });
+        drop(bans);
         let found = slot
             .variants
             .iter()
@@ -369,7 +413,10 @@ impl Cache {
             must_revalidate: n.must_revalidate,
             no_cache: n.no_cache,
             stale_if_error: n.stale_if_error,
+            host: n.host,
+            url: n.url,
             hits: AtomicU64::new(0),
+            expired: AtomicBool::new(false),
             referenced: AtomicBool::new(false),
             refreshing: AtomicBool::new(false),
             in_cache: AtomicBool::new(true),
@@ -399,6 +446,11 @@ impl Cache {
         }
         for o in removed {
             self.forget(&o);
+        }
+        {
+            let life = obj.ttl + obj.grace.max(obj.stale_if_error) + obj.keep;
+            let mut m = self.max_life.lock();
+            *m = (*m).max(life);
         }
         self.bytes.fetch_add(size, Ordering::Relaxed);
         self.metrics.cache_objects.inc();
@@ -440,6 +492,33 @@ impl Cache {
             self.forget(&o);
         }
         n
+    }
+
+    /// Mark every variant of a key stale: served in grace while refreshed, or
+    /// revalidated. Returns how many.
+    pub fn soft_purge(&self, key: Key) -> usize {
+        let Some(s) = self.map.get(&key) else { return 0 };
+        let live: Vec<_> = s.variants.iter().filter(|o| !o.hfm).collect();
+        for o in &live {
+            o.expired.store(true, Ordering::Relaxed);
+        }
+        live.len()
+    }
+
+    /// Add a ban (evaluated lazily at lookup, and by the periodic sweep).
+    pub fn ban(&self, ban: Ban) -> usize {
+        let mut b = self.bans.write();
+        b.push(Arc::new(ban));
+        b.len()
+    }
+
+    /// Active bans: (host, pattern, seconds old).
+    pub fn bans(&self) -> Vec<(Option<String>, String, u64)> {
+        self.bans
+            .read()
+            .iter()
+            .map(|b| (b.host.clone(), b.pattern.clone(), b.at.elapsed().as_secs()))
+            .collect()
     }
 
     /// Account for an object leaving the cache (once).
@@ -486,10 +565,14 @@ impl Cache {
 
     /// Drop dead objects and empty slots (called periodically).
     pub fn sweep(&self) {
+        // A ban older than any object's whole life can match nothing any more.
+        let max_life = *self.max_life.lock();
+        self.bans.write().retain(|b| b.at.elapsed() <= max_life);
+        let bans: Vec<_> = self.bans.read().clone();
         let mut dead = Vec::new();
         self.map.retain(|_, s| {
             s.variants.retain(|o| {
-                let d = o.dead();
+                let d = o.dead() || bans.iter().any(|b| b.hits(o));
                 if d {
                     dead.push(o.clone());
                 }
