@@ -117,23 +117,29 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Pro
             }
         }
         (&Method::POST, ["purge"]) => {
-            let Some(url) = param(&query, "url") else {
+            let (Some(url), Some(host)) = (param(&query, "url"), param(&query, "host")) else {
                 return error(
                     StatusCode::BAD_REQUEST,
-                    "purge needs ?url=/path (and &host=name)",
+                    "purge needs ?url=/path&host=name (objects are keyed by host)",
                 );
             };
-            let host = param(&query, "host").unwrap_or_default().to_ascii_lowercase();
+            let host = host.to_ascii_lowercase();
             let key = crate::cache::key(&host, &url, &[]);
             if param(&query, "soft").is_some_and(|v| v == "1" || v == "true") {
-                json_reply(StatusCode::OK, json!({ "soft_purged": shared.cache.soft_purge(key) }))
+                json_reply(
+                    StatusCode::OK,
+                    json!({ "soft_purged": shared.cache.soft_purge(key) }),
+                )
             } else {
                 json_reply(StatusCode::OK, json!({ "purged": shared.cache.purge(key) }))
             }
         }
         (&Method::POST, ["ban"]) => {
             let Some(pattern) = param(&query, "url") else {
-                return error(StatusCode::BAD_REQUEST, "ban needs ?url=<regex on path and query> (and &host=name)");
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "ban needs ?url=<regex on path and query> (and &host=name)",
+                );
             };
             match crate::cache::Ban::new(param(&query, "host").as_deref(), &pattern) {
                 Ok(b) => json_reply(StatusCode::OK, json!({ "bans": shared.cache.ban(b) })),
@@ -156,12 +162,16 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Pro
                 format!("reload refused, the current config keeps serving: {e}"),
             ),
         },
-        (_, ["metrics" | "status" | "backends" | "fetch-errors" | "purge" | "ban" | "bans" | "reload" | ""]) => {
-            error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                format!("{} not allowed on {path}", parts.method),
-            )
-        }
+        (
+            _,
+            [
+                "metrics" | "status" | "backends" | "fetch-errors" | "purge" | "ban" | "bans"
+                | "reload" | "",
+            ],
+        ) => error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{} not allowed on {path}", parts.method),
+        ),
         _ => error(StatusCode::NOT_FOUND, format!("no admin endpoint {path}")),
     }
 }

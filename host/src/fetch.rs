@@ -419,7 +419,12 @@ impl Cx {
                         no_cache: facts.no_cache,
                         stale_if_error: facts.stale_if_error,
                         host: self.rs.host.as_str().into(),
-                        url: self.rs.uri.path_and_query().map_or("/", |p| p.as_str()).into(),
+                        url: self
+                            .rs
+                            .uri
+                            .path_and_query()
+                            .map_or("/", |p| p.as_str())
+                            .into(),
                     },
                 );
                 mode.resolve(Outcome::Stored);

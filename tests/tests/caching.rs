@@ -353,9 +353,21 @@ async fn bans_invalidate_matching_objects_lazily() {
     }
     let r = l.admin("POST", "/ban?url=%5E/img/", "").await;
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(l.get("/img/a.png").await.header("x-cache"), "MISS", "banned");
-    assert_eq!(l.get("/img/a.png").await.header("x-cache"), "HIT", "objects stored after the ban are fine");
-    assert_eq!(l.get("/css/site.css").await.header("x-cache"), "HIT", "not matched");
+    assert_eq!(
+        l.get("/img/a.png").await.header("x-cache"),
+        "MISS",
+        "banned"
+    );
+    assert_eq!(
+        l.get("/img/a.png").await.header("x-cache"),
+        "HIT",
+        "objects stored after the ban are fine"
+    );
+    assert_eq!(
+        l.get("/css/site.css").await.header("x-cache"),
+        "HIT",
+        "not matched"
+    );
     let bad = l.admin("POST", "/ban?url=(", "").await;
     assert_eq!(bad.status, 400);
     assert!(bad.text().contains("url"), "{}", bad.text());
@@ -366,14 +378,19 @@ async fn soft_purge_serves_stale_while_refetching() {
     let o = Origin::start(|_| Reply::ok("v").header("cache-control", "max-age=600")).await;
     let l = Lacquer::with_origin(&o.url(), "").await;
     l.get("/soft").await;
-    let r = l.admin("POST", "/purge?url=/soft&soft=1", "").await;
+    let r = l
+        .admin("POST", "/purge?url=/soft&host=127.0.0.1&soft=1", "")
+        .await;
     assert_eq!(r.status, 200, "{}", r.text());
     let stale = l.get("/soft").await;
     assert_eq!((stale.status, stale.header("x-cache")), (200, "STALE"));
     // The background refresh replaces it; wait for the origin to see it.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while o.hits() < 2 {
-        assert!(std::time::Instant::now() < deadline, "no background refresh");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no background refresh"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let mut fresh = l.get("/soft").await;

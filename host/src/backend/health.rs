@@ -150,7 +150,9 @@ impl Health {
         // Two probe loops may overlap for a moment across a reload: update atomically.
         let _ = self
             .window
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| Some((w << 1) | u64::from(ok)));
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
+                Some((w << 1) | u64::from(ok))
+            });
         self.recompute();
         let mut h = self.history.lock();
         if h.len() == HISTORY {
@@ -333,11 +335,18 @@ mod tests {
             assert!(h.failure(), "a failed trial reopens");
             want = (want * 2).min(BREAKER_MAX_BACKOFF);
             let open_for = h.breaker.lock().open_until.unwrap() - Instant::now();
-            assert!(open_for > want - Duration::from_millis(100) && open_for <= want, "{open_for:?} vs {want:?}");
+            assert!(
+                open_for > want - Duration::from_millis(100) && open_for <= want,
+                "{open_for:?} vs {want:?}"
+            );
         }
         h.success();
         assert!(!h.circuit_open());
-        assert_eq!(h.breaker.lock().backoff, BREAKER_BACKOFF, "a success resets the backoff");
+        assert_eq!(
+            h.breaker.lock().backoff,
+            BREAKER_BACKOFF,
+            "a success resets the backoff"
+        );
     }
 
     #[test]
@@ -351,7 +360,11 @@ mod tests {
         assert!(!h.healthy(), "a trial is in flight");
         h.abandon_trial();
         assert!(h.healthy(), "due for a trial again");
-        assert_eq!(h.admit(), Ok(Admission::Trial), "the next request is the trial");
+        assert_eq!(
+            h.admit(),
+            Ok(Admission::Trial),
+            "the next request is the trial"
+        );
     }
 
     #[test]
@@ -364,6 +377,9 @@ mod tests {
         assert!(h.healthy());
         assert!(h.history().is_empty());
         h.configure_probe(3, 2, 0);
-        assert!(!h.healthy(), "a probe configured again starts from `initial`");
+        assert!(
+            !h.healthy(),
+            "a probe configured again starts from `initial`"
+        );
     }
 }

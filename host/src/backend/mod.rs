@@ -208,7 +208,10 @@ impl Backend {
         result
     }
 
-    async fn send_admitted(&self, mut req: Request<ProxyBody>) -> Result<Fetched, (FetchKind, String)> {
+    async fn send_admitted(
+        &self,
+        mut req: Request<ProxyBody>,
+    ) -> Result<Fetched, (FetchKind, String)> {
         let s = &self.cfg.section;
         let permit = match &self.slots {
             None => None,

@@ -96,7 +96,11 @@ impl Object {
     }
     /// Its freshness as the RFC rules see it (lifetime and grace as the plugins left them).
     pub fn freshness(&self) -> cs::Freshness {
-        let ttl = if self.expired.load(Ordering::Relaxed) { Duration::ZERO } else { self.ttl };
+        let ttl = if self.expired.load(Ordering::Relaxed) {
+            Duration::ZERO
+        } else {
+            self.ttl
+        };
         cs::Freshness {
             lifetime: self.initial_age + ttl,
             source: cs::FreshnessSource::None,
@@ -172,7 +176,8 @@ pub struct Ban {
 impl Ban {
     /// A ban on URLs (path and query) matching `pattern`, for one host or all.
     pub fn new(host: Option<&str>, pattern: &str) -> Result<Ban, String> {
-        let url = regex_lite::Regex::new(pattern).map_err(|e| format!("invalid url pattern {pattern:?}: {e}"))?;
+        let url = regex_lite::Regex::new(pattern)
+            .map_err(|e| format!("invalid url pattern {pattern:?}: {e}"))?;
         Ok(Ban {
             at: Instant::now(),
             host: host.filter(|h| !h.is_empty()).map(str::to_ascii_lowercase),
@@ -182,7 +187,9 @@ impl Ban {
     }
 
     fn hits(&self, o: &Object) -> bool {
-        o.created <= self.at && self.host.as_deref().is_none_or(|h| h == &*o.host) && self.url.is_match(&o.url)
+        o.created <= self.at
+            && self.host.as_deref().is_none_or(|h| h == &*o.host)
+            && self.url.is_match(&o.url)
     }
 }
 
@@ -497,7 +504,9 @@ impl Cache {
     /// Mark every variant of a key stale: served in grace while refreshed, or
     /// revalidated. Returns how many.
     pub fn soft_purge(&self, key: Key) -> usize {
-        let Some(s) = self.map.get(&key) else { return 0 };
+        let Some(s) = self.map.get(&key) else {
+            return 0;
+        };
         let live: Vec<_> = s.variants.iter().filter(|o| !o.hfm).collect();
         for o in &live {
             o.expired.store(true, Ordering::Relaxed);
