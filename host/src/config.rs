@@ -310,9 +310,10 @@ pub struct PluginSection {
     /// Name of a plugin of the embedded bundle.
     #[serde(default)]
     pub builtin: Option<String>,
-    /// "fail-closed" (default: answer 500 naming the plugin) or "skip".
+    /// "fail-closed" (default: answer 500 naming the plugin) or "skip"; or a
+    /// table per hook: `{ default = "skip", on_recv = "fail-closed" }`.
     #[serde(default)]
-    pub on_error: OnError,
+    pub on_error: OnErrorSpec,
     /// Deadline per hook call. Default 50 ms.
     #[serde(default = "d_plugin_timeout", with = "humantime_serde")]
     pub timeout: Duration,
@@ -355,6 +356,55 @@ pub enum OnError {
     FailClosed,
     /// Continue as if the plugin had said "continue".
     Skip,
+}
+
+/// `on_error` as written: one policy, or one per hook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum OnErrorSpec {
+    /// The same policy for every hook.
+    All(OnError),
+    /// Per hook, with a default for the others.
+    PerHook(PerHookOnError),
+}
+
+impl Default for OnErrorSpec {
+    fn default() -> Self {
+        OnErrorSpec::All(OnError::FailClosed)
+    }
+}
+
+/// `on_error` per hook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PerHookOnError {
+    /// For hooks not named. Default "fail-closed".
+    #[serde(default)]
+    pub default: OnError,
+    /// For `on-recv`.
+    pub on_recv: Option<OnError>,
+    /// For `on-backend-response`.
+    pub on_backend_response: Option<OnError>,
+    /// For `on-fetch-error`.
+    pub on_fetch_error: Option<OnError>,
+    /// For `on-deliver`.
+    pub on_deliver: Option<OnError>,
+}
+
+impl OnErrorSpec {
+    /// The policy of each hook, by hook index (recv, backend-response, fetch-error, deliver).
+    pub fn per_hook(self) -> [OnError; 4] {
+        match self {
+            OnErrorSpec::All(p) => [p; 4],
+            OnErrorSpec::PerHook(h) => [
+                h.on_recv,
+                h.on_backend_response,
+                h.on_fetch_error,
+                h.on_deliver,
+            ]
+            .map(|x| x.unwrap_or(h.default)),
+        }
+    }
 }
 
 /// The checked configuration the proxy runs on.
@@ -664,7 +714,7 @@ impl FileConfig {
                     name: (*n).into(),
                     path: None,
                     builtin: Some((*n).into()),
-                    on_error: OnError::FailClosed,
+                    on_error: OnErrorSpec::default(),
                     timeout: DEFAULT_PLUGIN_TIMEOUT,
                     memory: ByteSize(DEFAULT_PLUGIN_MEMORY),
                     quarantine_after: 0,

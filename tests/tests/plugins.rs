@@ -167,3 +167,25 @@ async fn host_counters_are_shared_across_requests() {
     assert_eq!(l.get("/count").await.text(), "1");
     assert_eq!(l.get("/count").await.text(), "2");
 }
+
+#[tokio::test]
+async fn on_error_can_differ_per_hook() {
+    let o = origin().await;
+    let toml = format!(
+        "[[plugins]]\nname = \"faulty\"\npath = \"{}\"\non_error = {{ default = \"fail-closed\", on_recv = \"skip\" }}\nconfig = {{ mode = \"trap\" }}\n",
+        guests::FAULTY
+    );
+    let l = Lacquer::with_origin(&o.url(), &toml).await;
+    assert_eq!(
+        l.get("/boom").await.status,
+        200,
+        "on-recv faults are skipped"
+    );
+    let toml = toml.replace("on_recv = \"skip\"", "on_deliver = \"skip\"");
+    let l = Lacquer::with_origin(&o.url(), &toml).await;
+    assert_eq!(
+        l.get("/boom").await.status,
+        500,
+        "on-recv falls back to the default"
+    );
+}

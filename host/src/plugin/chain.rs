@@ -147,7 +147,7 @@ impl Chain {
         if fault.kind == FaultKind::InvalidOutput {
             p.fault(hook, &fault);
         }
-        match p.on_error {
+        match p.on_error[hook as usize] {
             OnError::Skip => Ok(()),
             OnError::FailClosed => Err(PluginFailure {
                 plugin: p.name.clone(),

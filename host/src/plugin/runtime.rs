@@ -203,8 +203,8 @@ struct Health {
 pub struct LoadedPlugin {
     /// Name from the config.
     pub name: Arc<str>,
-    /// Fault policy.
-    pub on_error: OnError,
+    /// Fault policy, by hook index.
+    pub on_error: [OnError; 4],
     /// Hooks the plugin implements.
     pub hooks: HookSet,
     pre: PluginPre<StoreState>,
@@ -246,7 +246,7 @@ impl LoadedPlugin {
         let s = &cfg.section;
         let mut p = LoadedPlugin {
             name: name.clone(),
-            on_error: s.on_error,
+            on_error: s.on_error.per_hook(),
             hooks: HookSet::empty(),
             pre,
             env,
