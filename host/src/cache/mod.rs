@@ -42,38 +42,12 @@ pub fn key(host: &str, url: &str, inputs: &[String]) -> Key {
     h.digest128()
 }
 
-/// A stored response.
+/// A stored response: what was stored ([`NewObject`], reachable through
+/// `Deref`) plus the cache's bookkeeping.
 pub struct Object {
-    /// Status.
-    pub status: StatusCode,
-    /// Header fields as stored (hop-by-hop fields removed).
-    pub headers: HeaderMap,
-    /// Body (possibly still filling).
-    pub body: Arc<BodyBuf>,
+    stored: NewObject,
     /// When it was stored.
     pub created: Instant,
-    /// Its age when stored (RFC 9111 corrected initial age).
-    pub initial_age: Duration,
-    /// Freshness remaining when stored.
-    pub ttl: Duration,
-    /// Stale-serving window past `ttl`.
-    pub grace: Duration,
-    /// Kept past grace for revalidation.
-    pub keep: Duration,
-    /// A hit-for-miss marker, not a response.
-    pub hfm: bool,
-    /// Request header values this variant was selected by (`Vary`), normalised.
-    pub vary: Option<policy::VaryKey>,
-    /// Must not be served stale without revalidation.
-    pub must_revalidate: bool,
-    /// Stored but must be revalidated before each use.
-    pub no_cache: bool,
-    /// stale-if-error window past ttl.
-    pub stale_if_error: Duration,
-    /// Host the object was stored for.
-    pub host: Arc<str>,
-    /// Path and query the object was stored for.
-    pub url: Arc<str>,
     /// Times served from cache.
     pub hits: AtomicU64,
     /// Soft-purged: stale now, still usable in grace and for revalidation.
@@ -83,6 +57,13 @@ pub struct Object {
     in_cache: AtomicBool,
     size: AtomicI64,
     key: Key,
+}
+
+impl std::ops::Deref for Object {
+    type Target = NewObject;
+    fn deref(&self) -> &NewObject {
+        &self.stored
+    }
 }
 
 impl Object {
@@ -132,7 +113,7 @@ impl Object {
     }
 }
 
-/// Everything needed to make an [`Object`].
+/// What is stored: the response and the caching facts decided for it.
 pub struct NewObject {
     /// Status.
     pub status: StatusCode,
@@ -407,21 +388,8 @@ impl Cache {
                 .sum::<usize>() as i64
             + n.body.whole().map_or(0, |b| b.len() as i64);
         let obj = Arc::new(Object {
-            status: n.status,
-            headers: n.headers,
-            body: n.body,
+            stored: n,
             created: Instant::now(),
-            initial_age: n.initial_age,
-            ttl: n.ttl,
-            grace: n.grace,
-            keep: n.keep,
-            hfm: n.hfm,
-            vary: n.vary,
-            must_revalidate: n.must_revalidate,
-            no_cache: n.no_cache,
-            stale_if_error: n.stale_if_error,
-            host: n.host,
-            url: n.url,
             hits: AtomicU64::new(0),
             expired: AtomicBool::new(false),
             referenced: AtomicBool::new(false),
