@@ -36,8 +36,10 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:6081";
 pub const DEFAULT_CACHE_MEMORY: u64 = 256 * 1024 * 1024;
 /// Default `[cache] max_object_size`: 16 MiB.
 pub const DEFAULT_MAX_OBJECT: u64 = 16 * 1024 * 1024;
-/// Default `[cache] default_grace`: 10 s.
-pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+/// Default `[cache] default_grace`: 0 s (stale only with the origin's permission).
+pub const DEFAULT_GRACE: Duration = Duration::ZERO;
+/// Default `[cache] stale_if_error`: 1 h.
+pub const DEFAULT_STALE_IF_ERROR: Duration = Duration::from_secs(3600);
 /// Default backend `connect_timeout`: 3.5 s.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(3500);
 /// Default backend `first_byte_timeout`: 60 s.
@@ -152,9 +154,17 @@ pub struct CacheSection {
     /// TTL for responses with no explicit freshness and no Last-Modified. Default 0 s.
     #[serde(with = "humantime_serde")]
     pub default_ttl: Duration,
-    /// How long a stale object may be served while it is refreshed. Default 10 s.
+    /// How long a stale object may be served while it is refreshed in the
+    /// background, for responses without `stale-while-revalidate`. Default 0 s:
+    /// RFC 9111 forbids serving stale content without permission, and the
+    /// origin grants it with `stale-while-revalidate`.
     #[serde(with = "humantime_serde")]
     pub default_grace: Duration,
+    /// How long past freshness a stored object may be served when the backend
+    /// cannot be reached (RFC 9111 §4.2.4 allows it when disconnected), for
+    /// responses without `stale-if-error`. Default 1 h.
+    #[serde(with = "humantime_serde")]
+    pub stale_if_error: Duration,
     /// How long past grace objects with validators (ETag, Last-Modified) are
     /// kept for conditional revalidation. Default 1 h (they still count
     /// against `memory` and are evicted first when unused).
@@ -174,6 +184,7 @@ impl Default for CacheSection {
             max_object_size: ByteSize(DEFAULT_MAX_OBJECT),
             default_ttl: Duration::ZERO,
             default_grace: DEFAULT_GRACE,
+            stale_if_error: DEFAULT_STALE_IF_ERROR,
             default_keep: Duration::from_secs(3600),
             heuristic_max: Duration::from_secs(24 * 3600),
             max_variants: 16,

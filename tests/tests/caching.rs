@@ -376,7 +376,7 @@ async fn bans_invalidate_matching_objects_lazily() {
 #[tokio::test]
 async fn soft_purge_serves_stale_while_refetching() {
     let o = Origin::start(|_| Reply::ok("v").header("cache-control", "max-age=600")).await;
-    let l = Lacquer::with_origin(&o.url(), "").await;
+    let l = Lacquer::with_origin(&o.url(), "[cache]\ndefault_grace = \"1m\"\n").await;
     l.get("/soft").await;
     let r = l
         .admin("POST", "/purge?url=/soft&host=127.0.0.1&soft=1", "")

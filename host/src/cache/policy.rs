@@ -51,6 +51,7 @@ pub fn options(cfg: &CacheSection) -> cs::Options {
     cs::Options {
         default_ttl: cfg.default_ttl,
         heuristic_max: cfg.heuristic_max,
+        default_stale_if_error: cfg.stale_if_error,
         ..cs::Options::default()
     }
 }
