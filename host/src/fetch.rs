@@ -100,7 +100,13 @@ impl Cx {
                         tried.push(f.backend.as_str().into());
                     }
                     let can_resend = !self.body_sent && attempt < MAX_ATTEMPTS;
+                    // Retries go to another backend: only a director has one.
+                    let alternative = self
+                        .generation
+                        .backends
+                        .is_director(self.rs.backend.as_deref());
                     if f.kind.retryable()
+                        && alternative
                         && idempotent(&self.rs.method)
                         && can_resend
                         && attempt <= retries
@@ -122,7 +128,9 @@ impl Cx {
             self.shared
                 .metrics
                 .backend_response(&be.name, status.as_u16());
-            if status.is_server_error() {
+            // 502/503/504 say the backend (or what is behind it) is failing or
+            // overloaded; a 500 is usually one broken URL and must not eject it.
+            if matches!(status.as_u16(), 502..=504) {
                 be.health.failure();
             } else {
                 be.health.success();
@@ -564,7 +572,7 @@ async fn fill(
                 };
                 tracing::warn!(
                     req = &*req,
-                    backend = &*backend,
+                    backend = %backend,
                     kind = kind.as_str(),
                     "body fetch failed: {e}"
                 );

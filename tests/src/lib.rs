@@ -92,7 +92,9 @@ impl Origin {
         let (h, s) = (hits.clone(), seen.clone());
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
                 let (handler, hits, seen) = (handler.clone(), h.clone(), s.clone());
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
@@ -131,7 +133,12 @@ impl Origin {
                 });
             }
         });
-        Origin { addr, hits, seen, task }
+        Origin {
+            addr,
+            hits,
+            seen,
+            task,
+        }
     }
 
     /// Requests served so far.
@@ -156,7 +163,8 @@ impl Drop for Origin {
     }
 }
 
-type ChunkStream = std::pin::Pin<Box<dyn futures_core::Stream<Item = Result<Frame<Bytes>, Infallible>> + Send>>;
+type ChunkStream =
+    std::pin::Pin<Box<dyn futures_core::Stream<Item = Result<Frame<Bytes>, Infallible>> + Send>>;
 
 fn futures_stream(chunks: Vec<Bytes>, delay: Duration) -> ChunkStream {
     let (tx, rx) = tokio::sync::mpsc::channel(1);
@@ -199,7 +207,10 @@ pub struct Got {
 impl Got {
     /// A header as text ("" if absent).
     pub fn header(&self, name: &str) -> &str {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
     }
     /// The body as text.
     pub fn text(&self) -> String {
@@ -211,7 +222,10 @@ impl Got {
 pub struct Lacquer {
     /// The server.
     pub server: lacquer::Server,
-    client: hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    client: hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        Full<Bytes>,
+    >,
     /// Directory holding the config file.
     pub dir: std::path::PathBuf,
 }
@@ -245,7 +259,10 @@ pub fn capture_logs() {
 
 /// Every log line captured so far that contains `needle`.
 pub fn log_lines(needle: &str) -> Vec<String> {
-    let l = LOGS.get().map(|l| l.lock().unwrap().clone()).unwrap_or_default();
+    let l = LOGS
+        .get()
+        .map(|l| l.lock().unwrap().clone())
+        .unwrap_or_default();
     String::from_utf8_lossy(&l)
         .lines()
         .filter(|x| x.contains(needle))
@@ -259,7 +276,11 @@ impl Lacquer {
     /// Start with a config (TOML). `listen` and `[admin] listen` are forced to port 0.
     pub async fn start(toml: &str) -> anyhow::Result<Lacquer> {
         capture_logs();
-        let dir = std::env::temp_dir().join(format!("lacquer-test-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::SeqCst)));
+        let dir = std::env::temp_dir().join(format!(
+            "lacquer-test-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::SeqCst)
+        ));
         std::fs::create_dir_all(&dir)?;
         let path = dir.join("lacquer.toml");
         std::fs::write(&path, toml)?;
@@ -269,9 +290,12 @@ impl Lacquer {
             backend: None,
         })
         .await?;
-        let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-            .build_http();
-        Ok(Lacquer { server, client, dir })
+        let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http();
+        Ok(Lacquer {
+            server,
+            client,
+            dir,
+        })
     }
 
     /// A config with one backend at `origin` and the given extra TOML.
@@ -288,8 +312,15 @@ impl Lacquer {
     }
 
     /// Send a request through the proxy.
-    pub async fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Got {
-        self.send(self.server.addr(), method, path, headers, body).await
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Got {
+        self.send(self.server.addr(), method, path, headers, body)
+            .await
     }
 
     /// GET through the proxy.
@@ -303,20 +334,33 @@ impl Lacquer {
         self.send(addr, method, path, &[], body).await
     }
 
-    async fn send(&self, addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Got {
+    async fn send(
+        &self,
+        addr: SocketAddr,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Got {
         let mut req = Request::builder()
             .method(method)
             .uri(format!("http://{addr}{path}"));
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let req = req.body(Full::new(Bytes::copy_from_slice(body.as_bytes()))).unwrap();
+        let req = req
+            .body(Full::new(Bytes::copy_from_slice(body.as_bytes())))
+            .unwrap();
         let resp = tokio::time::timeout(Duration::from_secs(30), self.client.request(req))
             .await
             .expect("proxy answers within 30 s")
             .expect("request succeeds");
         let (parts, body) = resp.into_parts();
-        let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        let body = body
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
         Got {
             status: parts.status.as_u16(),
             headers: parts.headers,
@@ -328,5 +372,214 @@ impl Lacquer {
 impl Drop for Lacquer {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+// ---- Helpers for backend tests (timeouts, failures, health) ----
+
+/// A response whose body may have been cut short, and how long it took.
+#[derive(Debug)]
+pub struct Tried {
+    /// Status, headers and whatever body arrived.
+    pub got: Got,
+    /// Why the body stopped early, if it did.
+    pub body_error: Option<String>,
+    /// From sending the request to the end (or failure) of the body.
+    pub elapsed: Duration,
+}
+
+impl Lacquer {
+    /// Send a request through the proxy with a client-side `timeout` for the
+    /// whole exchange. Unlike [`Lacquer::request`] it reports failures:
+    /// `Err` when no response head arrived (or the timeout hit), and a cut
+    /// body as [`Tried::body_error`].
+    pub async fn try_request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+        timeout: Duration,
+    ) -> Result<Tried, String> {
+        let start = std::time::Instant::now();
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", self.server.addr()));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req
+            .body(Full::new(Bytes::copy_from_slice(body.as_bytes())))
+            .map_err(|e| e.to_string())?;
+        let exchange = async {
+            let resp = self
+                .client
+                .request(req)
+                .await
+                .map_err(|e| format!("request: {e:?}"))?;
+            let (parts, mut body) = resp.into_parts();
+            let mut data = Vec::new();
+            let mut body_error = None;
+            while let Some(frame) = body.frame().await {
+                match frame {
+                    Ok(f) => {
+                        if let Ok(d) = f.into_data() {
+                            data.extend_from_slice(&d);
+                        }
+                    }
+                    Err(e) => {
+                        body_error = Some(format!("{e:?}"));
+                        break;
+                    }
+                }
+            }
+            Ok::<_, String>((parts, data, body_error))
+        };
+        let (parts, data, body_error) = tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| format!("no complete answer within {timeout:?}"))??;
+        Ok(Tried {
+            got: Got {
+                status: parts.status.as_u16(),
+                headers: parts.headers,
+                body: Bytes::from(data),
+            },
+            body_error,
+            elapsed: start.elapsed(),
+        })
+    }
+
+    /// A series from the admin `/metrics`, written exactly as exported
+    /// (name and labels, e.g. `lacquer_fetch_failures_total{backend="app",kind="connect-refused"}`);
+    /// 0 when the series is absent.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text = self.admin("GET", "/metrics", "").await.text();
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(series)?
+                    .strip_prefix(' ')?
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+            })
+            .unwrap_or(0.0)
+    }
+
+    /// `lacquer_fetch_failures_total{backend,kind}`.
+    pub async fn fetch_failures(&self, backend: &str, kind: &str) -> f64 {
+        self.metric(&format!(
+            "lacquer_fetch_failures_total{{backend=\"{backend}\",kind=\"{kind}\"}}"
+        ))
+        .await
+    }
+
+    /// Admin `GET /backends`, parsed.
+    pub async fn backends(&self) -> serde_json::Value {
+        let r = self.admin("GET", "/backends", "").await;
+        serde_json::from_slice(&r.body).expect("GET /backends answers JSON")
+    }
+
+    /// Admin `POST /backends/{name}/health` with `state` (auto, healthy or sick).
+    pub async fn force_health(&self, backend: &str, state: &str) {
+        let r = self
+            .admin("POST", &format!("/backends/{backend}/health"), state)
+            .await;
+        assert_eq!(r.status, 200, "forcing {backend} {state}: {}", r.text());
+    }
+}
+
+impl Origin {
+    /// Serve on a listener the caller already bound (see [`ParkedPort`]).
+    pub fn serve(
+        listener: TcpListener,
+        f: impl Fn(&Seen) -> Reply + Send + Sync + 'static,
+    ) -> Origin {
+        let addr = listener.local_addr().expect("origin addr");
+        let hits = Arc::new(AtomicUsize::new(0));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let handler: Handler = Arc::new(f);
+        let (h, s) = (hits.clone(), seen.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (handler, hits, seen) = (handler.clone(), h.clone(), s.clone());
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                        let (handler, hits, seen) = (handler.clone(), hits.clone(), seen.clone());
+                        async move {
+                            let (parts, body) = req.into_parts();
+                            let _ = body.collect().await;
+                            let s = Seen {
+                                method: parts.method,
+                                uri: parts.uri.to_string(),
+                                headers: parts.headers,
+                            };
+                            hits.fetch_add(1, Ordering::SeqCst);
+                            seen.lock().unwrap().push(s.clone());
+                            let reply = handler(&s);
+                            if reply.reset {
+                                return Err("reset on purpose");
+                            }
+                            tokio::time::sleep(reply.delay).await;
+                            let frames = futures_stream(reply.chunks, reply.chunk_delay);
+                            let mut r = Response::new(StreamBody::new(frames));
+                            *r.status_mut() = StatusCode::from_u16(reply.status).unwrap();
+                            for (k, v) in &reply.headers {
+                                r.headers_mut().append(
+                                    http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                                    http::HeaderValue::from_str(v).unwrap(),
+                                );
+                            }
+                            Ok::<_, &'static str>(r)
+                        }
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        Origin {
+            addr,
+            hits,
+            seen,
+            task,
+        }
+    }
+}
+
+/// A port on 127.0.0.1 that refuses connections (bound, not listening, so
+/// nothing else can take it) until [`ParkedPort::listen`] turns it into an origin.
+pub struct ParkedPort {
+    socket: tokio::net::TcpSocket,
+    /// Address.
+    pub addr: SocketAddr,
+}
+
+impl ParkedPort {
+    /// Reserve a port.
+    pub fn new() -> ParkedPort {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.bind("127.0.0.1:0".parse().unwrap()).expect("bind");
+        let addr = socket.local_addr().expect("addr");
+        ParkedPort { socket, addr }
+    }
+
+    /// `http://addr`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Start listening: from now on the port is an origin answering with `f`.
+    pub fn listen(self, f: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> Origin {
+        Origin::serve(self.socket.listen(1024).expect("listen"), f)
+    }
+}
+
+impl Default for ParkedPort {
+    fn default() -> Self {
+        Self::new()
     }
 }

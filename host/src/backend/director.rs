@@ -181,3 +181,187 @@ pub fn build_all(sections: &[DirectorSection], targets: &mut HashMap<String, Tar
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::backend::health::{Forced, Health};
+    use crate::config::{BackendConfig, BackendSection};
+
+    fn targets(names: &[&str]) -> HashMap<String, Target> {
+        names
+            .iter()
+            .map(|n| {
+                let url = "http://127.0.0.1:9";
+                let cfg = BackendConfig {
+                    section: BackendSection::new(n, url),
+                    uri: url.parse().unwrap(),
+                };
+                let b = Backend::new(&cfg, Arc::new(Health::default()));
+                ((*n).to_owned(), Target::Backend(Arc::new(b)))
+            })
+            .collect()
+    }
+
+    fn section(name: &str, kind: &str, members: &[&str], weights: &[u32]) -> DirectorSection {
+        DirectorSection {
+            name: name.into(),
+            kind: kind.into(),
+            backends: members.iter().map(|m| (*m).to_owned()).collect(),
+            weights: weights.to_vec(),
+            key: None,
+        }
+    }
+
+    fn director(t: &HashMap<String, Target>, name: &str) -> Arc<Director> {
+        match &t[name] {
+            Target::Director(d) => d.clone(),
+            Target::Backend(_) => panic!("{name} is a backend"),
+        }
+    }
+
+    fn force(t: &HashMap<String, Target>, name: &str, f: Forced) {
+        match &t[name] {
+            Target::Backend(b) => b.health.force(f),
+            Target::Director(_) => panic!("{name} is a director"),
+        }
+    }
+
+    fn pick(d: &Director, url: &str, tried: &[Arc<str>]) -> Option<String> {
+        let headers = HeaderMap::new();
+        let key = PickKey {
+            url,
+            client_ip: IpAddr::from([127, 0, 0, 1]),
+            headers: &headers,
+        };
+        d.pick(&key, tried).map(|b| b.name.to_string())
+    }
+
+    #[test]
+    fn hash_removing_a_member_moves_only_its_share() {
+        let mut t = targets(&["a", "b", "c"]);
+        build_all(
+            &[
+                section("three", "hash", &["a", "b", "c"], &[]),
+                section("two", "hash", &["a", "b"], &[]),
+            ],
+            &mut t,
+        );
+        let (three, two) = (director(&t, "three"), director(&t, "two"));
+        let mut per = HashMap::<String, usize>::new();
+        let mut moved_to = HashMap::<String, usize>::new();
+        for i in 0..3000 {
+            let url = format!("/object/{i}");
+            let before = pick(&three, &url, &[]).unwrap();
+            let after = pick(&two, &url, &[]).unwrap();
+            *per.entry(before.clone()).or_default() += 1;
+            if before == "c" {
+                *moved_to.entry(after).or_default() += 1;
+            } else {
+                assert_eq!(before, after, "{url} was on {before}, which is still there");
+            }
+        }
+        for n in ["a", "b", "c"] {
+            let share = per[n] as f64 / 3000.0;
+            assert!((0.25..0.42).contains(&share), "{n} has {share} of the keys");
+        }
+        assert!(
+            moved_to["a"] > 300 && moved_to["b"] > 300,
+            "c's share spreads over the others: {moved_to:?}"
+        );
+    }
+
+    #[test]
+    fn hash_skips_a_sick_member_and_comes_back() {
+        let mut t = targets(&["a", "b", "c"]);
+        build_all(&[section("h", "hash", &["a", "b", "c"], &[])], &mut t);
+        let h = director(&t, "h");
+        let urls: Vec<String> = (0..300).map(|i| format!("/u/{i}")).collect();
+        let first: Vec<String> = urls.iter().map(|u| pick(&h, u, &[]).unwrap()).collect();
+        force(&t, "b", Forced::Sick);
+        for (u, was) in urls.iter().zip(&first) {
+            let now = pick(&h, u, &[]).unwrap();
+            assert_ne!(now, "b");
+            if was != "b" {
+                assert_eq!(&now, was, "{u} moved although its member is healthy");
+            }
+        }
+        force(&t, "b", Forced::Auto);
+        let again: Vec<String> = urls.iter().map(|u| pick(&h, u, &[]).unwrap()).collect();
+        assert_eq!(first, again, "back where they were");
+    }
+
+    #[test]
+    fn round_robin_skips_sick_and_tried_members() {
+        let mut t = targets(&["a", "b", "c"]);
+        build_all(
+            &[section("rr", "round-robin", &["a", "b", "c"], &[])],
+            &mut t,
+        );
+        let rr = director(&t, "rr");
+        let seq: Vec<String> = (0..6).map(|_| pick(&rr, "/", &[]).unwrap()).collect();
+        assert_eq!(seq, ["a", "b", "c", "a", "b", "c"]);
+        force(&t, "b", Forced::Sick);
+        let seq: Vec<String> = (0..4).map(|_| pick(&rr, "/", &[]).unwrap()).collect();
+        assert!(seq.iter().all(|n| n != "b"), "{seq:?}");
+        let tried: Vec<Arc<str>> = vec!["a".into(), "c".into()];
+        assert_eq!(pick(&rr, "/", &tried), None, "a and c tried, b sick");
+        assert_eq!(pick(&rr, "/", &tried[..1]).as_deref(), Some("c"));
+    }
+
+    #[test]
+    fn random_follows_the_weights() {
+        let mut t = targets(&["a", "b", "z"]);
+        build_all(
+            &[
+                section("r", "random", &["a", "b"], &[3, 1]),
+                section("rz", "random", &["a", "z"], &[1, 0]),
+            ],
+            &mut t,
+        );
+        let (r, rz) = (director(&t, "r"), director(&t, "rz"));
+        let a = (0..4000)
+            .filter(|_| pick(&r, "/", &[]).unwrap() == "a")
+            .count();
+        let share = a as f64 / 4000.0;
+        assert!((0.65..0.85).contains(&share), "weight 3 of 4 got {share}");
+        assert!(
+            (0..500).all(|_| pick(&rz, "/", &[]).unwrap() == "a"),
+            "weight 0 is never picked"
+        );
+        force(&t, "a", Forced::Sick);
+        assert_eq!(pick(&rz, "/", &[]), None, "a weight of 0 is not a fallback");
+    }
+
+    #[test]
+    fn nested_directors_fall_back() {
+        let mut t = targets(&["a", "b", "c"]);
+        build_all(
+            &[
+                // Declared before its member director: build order follows dependencies.
+                section("outer", "fallback", &["pool", "c"], &[]),
+                section("pool", "round-robin", &["a", "b"], &[]),
+            ],
+            &mut t,
+        );
+        let outer = director(&t, "outer");
+        let seq: Vec<String> = (0..4).map(|_| pick(&outer, "/", &[]).unwrap()).collect();
+        assert_eq!(seq, ["a", "b", "a", "b"]);
+        let tried: Vec<Arc<str>> = vec!["a".into(), "b".into()];
+        assert_eq!(
+            pick(&outer, "/", &tried).as_deref(),
+            Some("c"),
+            "pool exhausted by retries"
+        );
+        force(&t, "a", Forced::Sick);
+        force(&t, "b", Forced::Sick);
+        assert_eq!(pick(&outer, "/", &[]).as_deref(), Some("c"));
+        assert!(outer.healthy());
+        force(&t, "c", Forced::Sick);
+        assert!(!outer.healthy());
+        assert_eq!(pick(&outer, "/", &[]), None);
+    }
+}

@@ -239,7 +239,7 @@ impl Health {
         self.breaker.lock().trial = false;
     }
 
-    /// A request succeeded (the backend answered, any status below 500).
+    /// A request succeeded (the backend answered with anything but 502, 503 or 504).
     pub fn success(&self) {
         if self.breaker_open.load(Ordering::Relaxed) || self.breaker.lock().failures > 0 {
             self.close_breaker();
@@ -255,7 +255,7 @@ impl Health {
         self.breaker_open.store(false, Ordering::Relaxed);
     }
 
-    /// A request failed (connect error, timeout, 5xx). Returns true when this opened the circuit.
+    /// A request failed (connect error, timeout, reset, 502/503/504). Returns true when this opened the circuit.
     pub fn failure(&self) -> bool {
         let mut b = self.breaker.lock();
         b.failures += 1;
@@ -294,7 +294,14 @@ mod tests {
             h.probe_result(false, "refused".into());
         }
         assert!(!h.healthy());
-        assert_eq!(h.history().len(), 8);
+        let history = h.history();
+        assert_eq!(history.len(), 9, "every probe is kept, up to {HISTORY}");
+        assert!(history[0].ok && !history[8].ok, "oldest first");
+        for _ in 0..HISTORY {
+            h.probe_result(true, "200".into());
+        }
+        assert_eq!(h.history().len(), HISTORY);
+        assert!(h.healthy());
     }
 
     #[test]
