@@ -14,4 +14,4 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use lacquer::plugin::types;
+pub use self::lacquer::plugin::types;
