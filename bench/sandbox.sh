@@ -44,8 +44,10 @@ name = "trapping"
 path = "$faulty"
 config = { mode = "trap", path_prefix = "/trap" }
 TOML
-LACQUER_LOG=error "$bin" serve --config "$work/lacquer.toml" & pids+=($!)
-for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$a/status" && break; sleep 0.05; done
+LACQUER_LOG=off "$bin" serve --config "$work/lacquer.toml" & pids+=($!)
+up=0
+for _ in $(seq 200); do curl -sf -o /dev/null "http://127.0.0.1:$a/status" && { up=1; break; }; sleep 0.05; done
+[ "$up" = 1 ] || { echo "lacquer did not start" >&2; exit 1; }
 median() { sort -n | awk '{v[NR]=$1} END {m=(NR%2)?v[(NR+1)/2]:(v[NR/2]+v[NR/2+1])/2; printf "%.2f ms (n=%d, min %.2f, max %.2f)\n", m*1000, NR, v[1]*1000, v[NR]*1000}'; }
 t() { curl -s -o /dev/null -w '%{time_total}\n' "$@"; }
 echo "looping plugin, request to 500:   $(for _ in $(seq "$rounds"); do t "http://127.0.0.1:$p/loop"; done | median)"

@@ -532,7 +532,8 @@ impl FileConfig {
                 config::Environment::with_prefix("LACQUER")
                     .prefix_separator("_")
                     .separator("__")
-                    .try_parsing(true),
+                    .try_parsing(true)
+                    .source(Some(env_overrides())),
             )
             .build()
             .map_err(parse_err)?;
@@ -814,6 +815,17 @@ impl FileConfig {
             plugins,
         })
     }
+}
+
+/// The `LACQUER_<SECTION>__<KEY>` variables: only names with the `__`
+/// separator are overrides (`LACQUER_LOG`, the log filter, is not).
+fn env_overrides() -> config::Map<String, String> {
+    std::env::vars()
+        .filter(|(k, _)| {
+            k.strip_prefix("LACQUER_")
+                .is_some_and(|rest| rest.contains("__"))
+        })
+        .collect()
 }
 
 fn check_name(name: &str) -> Result<(), String> {

@@ -119,3 +119,23 @@ fn plugin_new_scaffolds_a_crate() {
     assert!(!again.status.success(), "refuses to overwrite");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn environment_overrides_config_keys_but_not_the_log_filter() {
+    let p = write(
+        "env.toml",
+        "[[backends]]\nname = \"app\"\nurl = \"http://127.0.0.1:8080\"\n",
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_lacquer"))
+        .args(["check", "--config", p.to_str().unwrap()])
+        .env("LACQUER_LOG", "warn")
+        .env("LACQUER_SERVER__LISTEN", "not-an-address")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        text.contains("server.listen") && text.contains("not-an-address"),
+        "{text}"
+    );
+}
