@@ -192,3 +192,22 @@ async fn on_error_can_differ_per_hook() {
         "on-recv falls back to the default"
     );
 }
+
+#[tokio::test]
+async fn huge_synthetic_body_is_bounded() {
+    // 16 MiB of memory: the guest cannot even build a 64 MiB body.
+    contained("huge-body", "memory").await;
+    // With room to build it, the host refuses a body over its 8 MiB limit.
+    let o = origin().await;
+    let toml = faulty("huge-body", "fail-closed", "").replace("memory = \"16MiB\"", "memory = \"256MiB\"");
+    let l = Lacquer::with_origin(&o.url(), &toml).await;
+    let r = l.get("/boom").await;
+    assert_eq!(r.status, 500);
+    assert!(r.body.len() < 4096, "the huge body was not sent");
+    assert_eq!(l.get("/fine").await.status, 200);
+    let m = l.admin("GET", "/metrics", "").await.text();
+    assert!(
+        m.contains("lacquer_plugin_faults_total{plugin=\"faulty\",hook=\"on-recv\",kind=\"invalid-output\"} 1"),
+        "{m}"
+    );
+}
