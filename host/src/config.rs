@@ -454,8 +454,11 @@ pub struct Config {
 pub struct BackendConfig {
     /// The section as written.
     pub section: BackendSection,
-    /// The parsed URL (scheme http, with authority).
+    /// The parsed URL (scheme http, with authority); `http://localhost` for
+    /// a Unix socket.
     pub uri: Uri,
+    /// The socket path of a `unix:/path` URL.
+    pub socket: Option<PathBuf>,
 }
 
 /// Where a plugin's code comes from.
@@ -584,22 +587,43 @@ impl FileConfig {
             if !names.insert(b.name.clone()) {
                 return Err(bad(key("name"), format!("duplicate name {:?}", b.name)));
             }
-            let uri: Uri = b
-                .url
-                .parse()
-                .map_err(|e| bad(key("url"), format!("{:?}: {e}", b.url)))?;
-            if uri.scheme_str() != Some("http") || uri.authority().is_none() {
-                return Err(bad(
-                    key("url"),
-                    format!("{:?}: expected http://host:port", b.url),
-                ));
-            }
-            if !matches!(uri.path(), "" | "/") {
-                return Err(bad(
-                    key("url"),
-                    format!("{:?}: a path prefix is not supported", b.url),
-                ));
-            }
+            let (uri, socket) = if let Some(path) = b.url.strip_prefix("unix:") {
+                // One spelling: `unix:` then an absolute path (not `unix://`).
+                if !Path::new(path).is_absolute() || path.starts_with("//") {
+                    return Err(bad(
+                        key("url"),
+                        format!("{:?}: expected unix:/absolute/path/to.sock", b.url),
+                    ));
+                }
+                if !cfg!(unix) {
+                    return Err(bad(
+                        key("url"),
+                        format!("{:?}: Unix domain sockets are not supported here", b.url),
+                    ));
+                }
+                (
+                    Uri::from_static("http://localhost"),
+                    Some(PathBuf::from(path)),
+                )
+            } else {
+                let uri: Uri = b
+                    .url
+                    .parse()
+                    .map_err(|e| bad(key("url"), format!("{:?}: {e}", b.url)))?;
+                if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+                    return Err(bad(
+                        key("url"),
+                        format!("{:?}: expected http://host:port or unix:/path", b.url),
+                    ));
+                }
+                if !matches!(uri.path(), "" | "/") {
+                    return Err(bad(
+                        key("url"),
+                        format!("{:?}: a path prefix is not supported", b.url),
+                    ));
+                }
+                (uri, None)
+            };
             for (k, d) in [
                 ("connect_timeout", b.connect_timeout),
                 ("first_byte_timeout", b.first_byte_timeout),
@@ -632,7 +656,11 @@ impl FileConfig {
                     ));
                 }
             }
-            backends.push(BackendConfig { section: b, uri });
+            backends.push(BackendConfig {
+                section: b,
+                uri,
+                socket,
+            });
         }
         let backend_count = backends.len();
         for (i, d) in self.directors.iter().enumerate() {

@@ -237,6 +237,7 @@ impl Shared {
                 debug_headers: config.debug_headers,
                 kv: self.kv.namespace(&name),
                 backends: backends.clone(),
+                cache: self.cache.clone(),
             });
             let loaded = LoadedPlugin::load(
                 p,

@@ -69,6 +69,31 @@ pub fn kv_set(key: &str, value: &[u8], ttl: Duration) -> Result<(), String> {
     imp::kv_set(key, value, millis(ttl))
 }
 
+/// How [`invalidate`] removes cached objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Invalidation {
+    /// Remove every variant of the URL on the host.
+    Purge,
+    /// Mark every variant stale: served in grace while refreshed, or revalidated.
+    SoftPurge,
+    /// The URL is a regular expression over path and query: objects stored
+    /// before now that match, on the host (every host when empty), are invalid.
+    Ban,
+}
+
+/// Invalidates cached objects (e.g. from a webhook request a plugin
+/// recognises). Returns how many objects were purged, or for a ban how many
+/// bans are active; an invalid ban pattern is an error.
+pub fn invalidate(how: Invalidation, host: &str, url: &str) -> Result<u32, String> {
+    #[cfg(target_arch = "wasm32")]
+    let how = match how {
+        Invalidation::Purge => imp::Invalidation::Purge,
+        Invalidation::SoftPurge => imp::Invalidation::SoftPurge,
+        Invalidation::Ban => imp::Invalidation::Ban,
+    };
+    imp::invalidate(how, host, url)
+}
+
 /// Token bucket: takes one token from bucket `key`, which refills at `rate`
 /// tokens per second up to `burst` (a new bucket starts full). `Ok` if a token
 /// was taken; otherwise `Err` with the time until one will be available.

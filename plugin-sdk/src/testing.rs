@@ -37,6 +37,11 @@ pub fn add_backend(name: &str, healthy: bool) {
     memory::with(|s| s.backends.insert(name.to_owned(), healthy));
 }
 
+/// The calls made to [`host::invalidate`](crate::host::invalidate) so far: (how, host, url).
+pub fn invalidations() -> Vec<(crate::host::Invalidation, String, String)> {
+    memory::with(|s| s.invalidations.clone())
+}
+
 /// The lines logged through [`host::log`](crate::host::log) so far.
 pub fn logs() -> Vec<(Level, String)> {
     memory::with(|s| s.logs.clone())

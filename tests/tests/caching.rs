@@ -400,3 +400,23 @@ async fn soft_purge_serves_stale_while_refetching() {
         fresh = l.get("/soft").await;
     }
 }
+
+#[tokio::test]
+async fn plugins_can_ban_and_soft_purge() {
+    let o = Origin::start(|s| Reply::ok(&s.uri).header("cache-control", "max-age=600")).await;
+    let l = Lacquer::with_origin(&o.url(), "").await;
+    l.get("/news/1").await;
+    l.get("/news/2").await;
+    let r = l.request("BAN", "/", &[("x-ban-url", "^/news/")], "").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(l.get("/news/1").await.header("x-cache"), "MISS");
+    let r = l
+        .request("PURGE", "/news/1", &[("x-purge", "soft")], "")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_ne!(
+        l.get("/news/1").await.header("x-cache"),
+        "HIT",
+        "soft-purged objects are stale"
+    );
+}

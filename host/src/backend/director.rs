@@ -199,6 +199,7 @@ mod tests {
                 let cfg = BackendConfig {
                     section: BackendSection::new(n, url),
                     uri: url.parse().unwrap(),
+                    socket: None,
                 };
                 let b = Backend::new(&cfg, Arc::new(Health::default()));
                 ((*n).to_owned(), Target::Backend(Arc::new(b)))

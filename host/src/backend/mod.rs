@@ -1,7 +1,8 @@
-//! Backends: a pooled HTTP/1.1 client per backend with connect, first-byte
-//! and between-bytes timeouts, a concurrency limit, health (probes and a
+//! Backends: a pooled HTTP/1.1 client per backend (over TCP or a Unix domain
+//! socket) with connect, first-byte and between-bytes timeouts, a concurrency limit, health (probes and a
 //! circuit breaker) and classification of every failure into a kind.
 
+mod connect;
 pub mod director;
 pub mod health;
 
@@ -14,10 +15,11 @@ use http::uri::Authority;
 use http::{HeaderValue, Request, Response, Uri};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::{HttpConnector, capture_connection};
+use hyper_util::client::legacy::connect::capture_connection;
 use hyper_util::rt::TokioExecutor;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use self::connect::BackendConnector;
 pub use self::director::{Director, PickKey};
 use self::health::{Admission, Health, Unavailable};
 use crate::body::ProxyBody;
@@ -133,7 +135,7 @@ pub struct Backend {
     pub cfg: BackendConfig,
     authority: Authority,
     host_header: Option<HeaderValue>,
-    client: Client<HttpConnector, ProxyBody>,
+    client: Client<BackendConnector, ProxyBody>,
     /// Health, shared across reloads.
     pub health: Arc<Health>,
     slots: Option<Arc<Semaphore>>,
@@ -150,9 +152,10 @@ pub struct Fetched {
 impl Backend {
     fn new(cfg: &BackendConfig, health: Arc<Health>) -> Self {
         let s = &cfg.section;
-        let mut conn = HttpConnector::new();
-        conn.set_connect_timeout(Some(s.connect_timeout));
-        conn.set_nodelay(true);
+        let conn = match &cfg.socket {
+            Some(path) => BackendConnector::unix(path, s.connect_timeout),
+            None => BackendConnector::tcp(s.connect_timeout),
+        };
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(conn);

@@ -109,6 +109,8 @@ pub struct PluginEnv {
     pub kv: Arc<Namespace>,
     /// Backend names and health.
     pub backends: Arc<dyn BackendLookup>,
+    /// The cache, for `invalidate`.
+    pub cache: Arc<crate::cache::Cache>,
 }
 
 /// The data of one instance's store.
@@ -337,6 +339,26 @@ impl host::Host for StoreState {
     }
     fn kv_set(&mut self, key: String, value: Vec<u8>, ttl_ms: u64) -> Result<(), String> {
         self.env.kv.set(key, value, ttl_ms)
+    }
+    fn invalidate(
+        &mut self,
+        how: host::Invalidation,
+        host: String,
+        url: String,
+    ) -> Result<u32, String> {
+        let cache = &self.env.cache;
+        let host = host.to_ascii_lowercase();
+        let n = match how {
+            host::Invalidation::Purge => cache.purge(crate::cache::key(&host, &url, &[])),
+            host::Invalidation::SoftPurge => cache.soft_purge(crate::cache::key(&host, &url, &[])),
+            host::Invalidation::Ban => cache.ban(crate::cache::Ban::new(Some(&host), &url)?),
+        };
+        tracing::info!(
+            plugin = &*self.env.name,
+            req = &*self.req.id,
+            "{how:?} host={host} url={url}: {n}"
+        );
+        Ok(n as u32)
     }
     fn take_token(&mut self, key: String, rate: f64, burst: u32) -> Result<(), u64> {
         self.env.kv.take_token(&key, rate, burst)

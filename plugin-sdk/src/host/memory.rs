@@ -16,6 +16,7 @@ pub(crate) struct State {
     counters: HashMap<String, (i64, u64)>,
     kv: HashMap<String, (Vec<u8>, u64)>,
     buckets: HashMap<String, (f64, u64)>,
+    pub(crate) invalidations: Vec<(crate::host::Invalidation, String, String)>,
 }
 
 thread_local! {
@@ -75,6 +76,15 @@ pub(crate) fn kv_set(key: &str, value: &[u8], ttl_ms: u64) -> Result<(), String>
     let expires = now_ms().saturating_add(ttl_ms);
     with(|s| s.kv.insert(key.to_owned(), (value.to_vec(), expires)));
     Ok(())
+}
+
+pub(crate) fn invalidate(
+    how: crate::host::Invalidation,
+    host: &str,
+    url: &str,
+) -> Result<u32, String> {
+    with(|s| s.invalidations.push((how, host.to_owned(), url.to_owned())));
+    Ok(0)
 }
 
 pub(crate) fn take_token(key: &str, rate: f64, burst: u32) -> Result<(), u64> {

@@ -3,7 +3,9 @@
 //! Hooks: `recv`, `backend_response`, `deliver`.
 //!
 //! - **recv**: `PURGE` from an address in `purge_allow` purges the URL (every
-//!   variant); from anywhere else it gets a 405. Other methods than GET and
+//!   variant; with `x-purge: soft` it marks them stale instead), and `BAN` with
+//!   `x-ban-url: <regex>` bans matching URLs on the request's host; from
+//!   anywhere else they get a 405. Other methods than GET and
 //!   HEAD pass. Requests with `Authorization` pass. Cookies named in
 //!   `ignore_cookies` are removed from `Cookie` (the header goes away when
 //!   none remain); if any cookie remains, the request passes. Anything else
@@ -34,6 +36,7 @@
 
 use std::time::Duration;
 
+use lacquer_plugin_sdk::host::{self, Invalidation};
 use lacquer_plugin_sdk::util::list_items;
 use lacquer_plugin_sdk::{
     BackendResponseAction, DeliverAction, DeliverInfo, Plugin, Proposal, RecvAction, Request,
@@ -107,18 +110,17 @@ impl Plugin for CachePolicy {
 
     fn on_recv(&self, req: &Request<'_>) -> RecvAction {
         let method = req.method();
-        if method == "PURGE" {
+        if method == "PURGE" || method == "BAN" {
             let allowed = req
                 .client_ip()
                 .is_some_and(|ip| self.purge_allow.iter().any(|net| net.contains(ip)));
-            return if allowed {
-                RecvAction::Purge
-            } else {
-                RecvAction::Synth(SynthResponse::text(
+            if !allowed {
+                return RecvAction::Synth(SynthResponse::text(
                     405,
-                    "PURGE is not allowed from this address\n",
-                ))
-            };
+                    format!("{method} is not allowed from this address\n"),
+                ));
+            }
+            return invalidate(req, &method);
         }
         if method != "GET" && method != "HEAD" {
             return RecvAction::Pass;
@@ -194,6 +196,30 @@ impl CachePolicy {
                 Some(prefix) => name.starts_with(prefix),
                 None => name == pattern,
             })
+    }
+}
+
+/// `PURGE` (hard, or soft with `x-purge: soft`) and `BAN` (`x-ban-url: <regex>`).
+fn invalidate(req: &Request<'_>, method: &str) -> RecvAction {
+    let soft = req
+        .header("x-purge")
+        .is_some_and(|v| v.eq_ignore_ascii_case("soft"));
+    let (how, url) = match method {
+        "PURGE" if !soft => return RecvAction::Purge,
+        "PURGE" => (Invalidation::SoftPurge, req.url()),
+        _ => match req.header("x-ban-url") {
+            Some(pattern) => (Invalidation::Ban, pattern),
+            None => {
+                return RecvAction::Synth(SynthResponse::text(
+                    400,
+                    "BAN needs an x-ban-url header (a regular expression)\n",
+                ));
+            }
+        },
+    };
+    match host::invalidate(how, &req.host(), &url) {
+        Ok(n) => RecvAction::Synth(SynthResponse::text(200, format!("{how:?}: {n}\n"))),
+        Err(e) => RecvAction::Synth(SynthResponse::text(400, format!("{e}\n"))),
     }
 }
 

@@ -114,7 +114,11 @@ fn backend_response(p: &CachePolicy, headers: &[(&str, &str)]) -> BackendRespons
     backend_response_with(p, headers, proposal())
 }
 
-fn backend_response_with(p: &CachePolicy, headers: &[(&str, &str)], proposal: Proposal) -> BackendResponseAction {
+fn backend_response_with(
+    p: &CachePolicy,
+    headers: &[(&str, &str)],
+    proposal: Proposal,
+) -> BackendResponseAction {
     let mut builder = Response::builder();
     for (name, value) in headers {
         builder = builder.header(name, value);
@@ -134,7 +138,13 @@ fn refused() -> Proposal {
 fn a_targeted_field_overriding_cache_control_is_respected() {
     // CDN-Cache-Control: max-age=60 made the host propose caching despite no-store.
     let p = plugin("{}");
-    let got = backend_response(&p, &[("cache-control", "no-store"), ("cdn-cache-control", "max-age=60")]);
+    let got = backend_response(
+        &p,
+        &[
+            ("cache-control", "no-store"),
+            ("cdn-cache-control", "max-age=60"),
+        ],
+    );
     assert_eq!(got, BackendResponseAction::Continue(proposal()));
 }
 
@@ -151,7 +161,8 @@ fn uncacheable_responses_become_hit_for_miss() {
         &[("cache-control", "private=\"set-cookie\"")],
         &[("vary", "accept-encoding, *")],
     ] {
-        let BackendResponseAction::Continue(got) = backend_response_with(&p, headers, refused()) else {
+        let BackendResponseAction::Continue(got) = backend_response_with(&p, headers, refused())
+        else {
             panic!("expected continue for {headers:?}");
         };
         assert_eq!(got.storage, Storage::HitForMiss, "{headers:?}");
@@ -203,4 +214,35 @@ fn x_cache_reflects_the_state() {
     let resp = Response::builder().build();
     plugin(r#"{"x_cache": false}"#).on_deliver(&req, &resp, &DeliverInfo::new(CacheState::Hit));
     assert_eq!(resp.header("x-cache"), None);
+}
+
+#[test]
+fn soft_purge_and_ban_go_through_the_host() {
+    lacquer_plugin_sdk::testing::reset();
+    let p = plugin("{}");
+    let local = |method: &str, headers: &[(&str, &str)]| {
+        let mut b = Request::builder()
+            .method(method)
+            .url("/a/b")
+            .client_addr("127.0.0.1:5000")
+            .header("host", "example.com");
+        for (k, v) in headers {
+            b = b.header(k, v);
+        }
+        p.on_recv(&b.build())
+    };
+    assert!(
+        matches!(local("PURGE", &[("x-purge", "soft")]), RecvAction::Synth(s) if s.status == 200)
+    );
+    assert!(
+        matches!(local("BAN", &[("x-ban-url", "^/a/")]), RecvAction::Synth(s) if s.status == 200)
+    );
+    assert!(matches!(local("BAN", &[]), RecvAction::Synth(s) if s.status == 400));
+    let calls = lacquer_plugin_sdk::testing::invalidations();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert_eq!(
+        calls[0].0,
+        lacquer_plugin_sdk::host::Invalidation::SoftPurge
+    );
+    assert_eq!(calls[1].2, "^/a/");
 }
