@@ -199,7 +199,8 @@ async fn huge_synthetic_body_is_bounded() {
     contained("huge-body", "memory").await;
     // With room to build it, the host refuses a body over its 8 MiB limit.
     let o = origin().await;
-    let toml = faulty("huge-body", "fail-closed", "").replace("memory = \"16MiB\"", "memory = \"256MiB\"");
+    let toml =
+        faulty("huge-body", "fail-closed", "").replace("memory = \"16MiB\"", "memory = \"256MiB\"");
     let l = Lacquer::with_origin(&o.url(), &toml).await;
     let r = l.get("/boom").await;
     assert_eq!(r.status, 500);
