@@ -583,3 +583,139 @@ impl Default for ParkedPort {
         Self::new()
     }
 }
+
+// ---- Unix domain socket origins ----
+
+/// A fresh, empty directory under the system temp dir, removed on drop.
+pub struct TempDir {
+    /// Its path.
+    pub path: std::path::PathBuf,
+}
+
+impl TempDir {
+    /// Make one.
+    pub fn new() -> TempDir {
+        let path = std::env::temp_dir().join(format!(
+            "lacquer-tmp-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        TempDir { path }
+    }
+}
+
+impl Default for TempDir {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// A real HTTP origin on a Unix domain socket in a fresh temp dir, counting
+/// requests and connections.
+pub struct UnixOrigin {
+    /// The socket file.
+    pub path: std::path::PathBuf,
+    hits: Arc<AtomicUsize>,
+    connections: Arc<AtomicUsize>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    task: tokio::task::JoinHandle<()>,
+    _dir: TempDir,
+}
+
+impl UnixOrigin {
+    /// Start an origin answering with `f`.
+    pub fn start(f: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> UnixOrigin {
+        let dir = TempDir::new();
+        let path = dir.path.join("origin.sock");
+        let listener = tokio::net::UnixListener::bind(&path).expect("bind unix origin");
+        let hits = Arc::new(AtomicUsize::new(0));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let handler: Handler = Arc::new(f);
+        let (h, c, s) = (hits.clone(), connections.clone(), seen.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                c.fetch_add(1, Ordering::SeqCst);
+                let (handler, hits, seen) = (handler.clone(), h.clone(), s.clone());
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                        let (handler, hits, seen) = (handler.clone(), hits.clone(), seen.clone());
+                        async move {
+                            let (parts, body) = req.into_parts();
+                            let _ = body.collect().await;
+                            let s = Seen {
+                                method: parts.method,
+                                uri: parts.uri.to_string(),
+                                headers: parts.headers,
+                            };
+                            hits.fetch_add(1, Ordering::SeqCst);
+                            seen.lock().unwrap().push(s.clone());
+                            let reply = handler(&s);
+                            if reply.reset {
+                                return Err("reset on purpose");
+                            }
+                            tokio::time::sleep(reply.delay).await;
+                            let frames = futures_stream(reply.chunks, reply.chunk_delay);
+                            let mut r = Response::new(StreamBody::new(frames));
+                            *r.status_mut() = StatusCode::from_u16(reply.status).unwrap();
+                            for (k, v) in &reply.headers {
+                                r.headers_mut().append(
+                                    http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                                    http::HeaderValue::from_str(v).unwrap(),
+                                );
+                            }
+                            Ok::<_, &'static str>(r)
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        UnixOrigin {
+            path,
+            hits,
+            connections,
+            seen,
+            task,
+            _dir: dir,
+        }
+    }
+
+    /// `unix:/path/to/origin.sock`.
+    pub fn url(&self) -> String {
+        format!("unix:{}", self.path.display())
+    }
+
+    /// Requests served so far.
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+
+    /// Requests seen so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl Drop for UnixOrigin {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

@@ -1253,3 +1253,193 @@ async fn flapping_backend_under_load_loses_nothing() {
     )
     .await;
 }
+
+// ---- Unix domain socket backends ----
+
+mod unix_socket {
+    use super::*;
+    use lacquer_tests::{TempDir, UnixOrigin};
+
+    #[tokio::test]
+    async fn serves_caches_and_keeps_connections_alive() {
+        let origin = UnixOrigin::start(|s| {
+            if s.uri.starts_with("/fresh") {
+                Reply::ok("fresh").header("cache-control", "no-store")
+            } else {
+                Reply::ok("over a socket").header("cache-control", "max-age=60")
+            }
+        });
+        let l = start(&[backend("sock", &origin.url(), "")]).await;
+        let host = [("host", "public.example")];
+        let first = l
+            .try_request("GET", "/u?q=1", &host, "", CLIENT_TIMEOUT)
+            .await
+            .unwrap();
+        assert_eq!(first.got.status, 200, "{:?}", first.got.headers);
+        assert_eq!(first.got.text(), "over a socket");
+        let second = l
+            .try_request("GET", "/u?q=1", &host, "", CLIENT_TIMEOUT)
+            .await
+            .unwrap();
+        assert_eq!(
+            second.got.header("x-cache"),
+            "HIT",
+            "{:?}",
+            second.got.headers
+        );
+        assert_eq!(second.got.text(), "over a socket");
+        assert_eq!(origin.hits(), 1, "the second request came from the cache");
+        let seen = origin.seen();
+        assert_eq!(seen[0].uri, "/u?q=1", "origin-form request target");
+        assert_eq!(seen[0].headers.get("host").unwrap(), "public.example");
+
+        // Uncached requests go to the origin over pooled connections.
+        for i in 0..4 {
+            assert_eq!(get(&l, &format!("/fresh/{i}")).await.got.text(), "fresh");
+        }
+        assert_eq!(origin.hits(), 5);
+        println!(
+            "MEASURE unix socket: {} requests over {} connections",
+            origin.hits(),
+            origin.connections()
+        );
+        assert!(
+            origin.connections() < origin.hits(),
+            "keep-alive: {} connections for {} requests",
+            origin.connections(),
+            origin.hits()
+        );
+    }
+
+    #[tokio::test]
+    async fn host_header_overrides_the_clients() {
+        let origin = UnixOrigin::start(|_| Reply::ok("h"));
+        let l = start(&[backend(
+            "sockhosted",
+            &origin.url(),
+            "host_header = \"internal.example\"",
+        )])
+        .await;
+        let t = l
+            .try_request(
+                "GET",
+                "/h",
+                &[("host", "public.example")],
+                "",
+                CLIENT_TIMEOUT,
+            )
+            .await
+            .unwrap();
+        assert_eq!(t.got.status, 200);
+        let seen = origin.seen();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].headers.get("host").unwrap(), "internal.example");
+    }
+
+    #[tokio::test]
+    async fn a_missing_socket_file_is_connect_refused() {
+        let dir = TempDir::new();
+        let path = dir.path.join("absent.sock");
+        let url = format!("unix:{}", path.display());
+        let l = start(&[backend("nosock", &url, "")]).await;
+        let t = get(&l, "/x").await;
+        assert_branded_503(&t, "connect-refused", "nosock");
+        println!("MEASURE unix socket missing: 503 in {:?}", t.elapsed);
+        assert!(
+            t.elapsed < CONNECT_TIMEOUT / 2,
+            "refused is fast: {:?}",
+            t.elapsed
+        );
+        assert_eq!(l.fetch_failures("nosock", "connect-refused").await, 1.0);
+        assert_logged("nosock", "connect-refused");
+        assert!(
+            log_lines("backend=nosock ")
+                .iter()
+                .any(|x| x.contains("absent.sock")),
+            "the log names the socket"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_socket_nobody_listens_on_is_connect_refused() {
+        let dir = TempDir::new();
+        let path = dir.path.join("closed.sock");
+        // Binding creates the file; dropping the listener leaves it behind, unserved.
+        drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+        let l = start(&[backend(
+            "closedsock",
+            &format!("unix:{}", path.display()),
+            "",
+        )])
+        .await;
+        let t = get(&l, "/x").await;
+        assert_branded_503(&t, "connect-refused", "closedsock");
+        assert_eq!(l.fetch_failures("closedsock", "connect-refused").await, 1.0);
+    }
+
+    #[tokio::test]
+    async fn first_byte_timeout_applies() {
+        let origin = UnixOrigin::start(|_| Reply {
+            delay: Duration::from_secs(10),
+            ..Reply::ok("late")
+        });
+        let l = start(&[backend(
+            "sockslow",
+            &origin.url(),
+            "first_byte_timeout = \"200ms\"",
+        )])
+        .await;
+        let t = get(&l, "/slow").await;
+        assert_branded_503(&t, "first-byte-timeout", "sockslow");
+        assert!(
+            t.elapsed >= Duration::from_millis(200) && t.elapsed < Duration::from_secs(2),
+            "fails at first_byte_timeout: {:?}",
+            t.elapsed
+        );
+        assert_eq!(
+            l.fetch_failures("sockslow", "first-byte-timeout").await,
+            1.0
+        );
+    }
+
+    #[tokio::test]
+    async fn probes_make_the_backend_healthy() {
+        let origin = UnixOrigin::start(health_origin(Arc::new(AtomicBool::new(true))));
+        let probe = "probe = { path = \"/health\", interval = \"100ms\", window = 3, threshold = 2, initial = 0 }";
+        let l = start(&[backend("sockprobed", &origin.url(), probe)]).await;
+        let l2 = &l;
+        let took = wait_until(Duration::from_secs(5), "healthy by probes", || async move {
+            l2.backends().await["backends"][0]["healthy"] == true
+        })
+        .await;
+        println!("MEASURE unix socket probes: healthy in {took:?}");
+        let b = l.backends().await;
+        let probes = b["backends"][0]["probes"].as_array().unwrap();
+        assert!(
+            probes
+                .iter()
+                .any(|p| p["ok"] == true && p["detail"].as_str().unwrap().starts_with("200")),
+            "{probes:?}"
+        );
+        assert_eq!(
+            l.metric("lacquer_backend_healthy{backend=\"sockprobed\"}")
+                .await,
+            1.0
+        );
+        assert_eq!(get(&l, "/a").await.got.text(), "app");
+        assert!(origin.seen().iter().any(|s| s.uri == "/health"));
+    }
+
+    #[tokio::test]
+    async fn a_relative_or_empty_path_is_refused() {
+        for url in ["unix:relative/path", "unix:", "unix://host/path"] {
+            let e = Lacquer::start(&backend("bad", url, ""))
+                .await
+                .err()
+                .unwrap_or_else(|| panic!("{url} is refused"));
+            let e = format!("{e:#}");
+            assert!(e.contains("backends[0].url"), "{url}: {e}");
+            assert!(e.contains(&format!("{url:?}")), "{url}: {e}");
+        }
+    }
+}
