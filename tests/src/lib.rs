@@ -72,6 +72,67 @@ impl Reply {
 
 type Handler = Arc<dyn Fn(&Seen) -> Reply + Send + Sync>;
 
+/// An origin's request handling: records what it sees, answers with the handler's [`Reply`].
+#[derive(Clone)]
+struct Recorder {
+    handler: Handler,
+    hits: Arc<AtomicUsize>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Recorder {
+    fn new(f: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> Self {
+        Self {
+            handler: Arc::new(f),
+            hits: Arc::new(AtomicUsize::new(0)),
+            seen: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    async fn answer(
+        self,
+        req: Request<Incoming>,
+    ) -> Result<Response<StreamBody<ChunkStream>>, &'static str> {
+        let (parts, body) = req.into_parts();
+        let _ = body.collect().await;
+        let s = Seen {
+            method: parts.method,
+            uri: parts.uri.to_string(),
+            headers: parts.headers,
+        };
+        self.hits.fetch_add(1, Ordering::SeqCst);
+        self.seen.lock().unwrap().push(s.clone());
+        let reply = (self.handler)(&s);
+        if reply.reset {
+            return Err("reset on purpose");
+        }
+        tokio::time::sleep(reply.delay).await;
+        let mut r = Response::new(StreamBody::new(futures_stream(
+            reply.chunks,
+            reply.chunk_delay,
+        )));
+        *r.status_mut() = StatusCode::from_u16(reply.status).unwrap();
+        for (k, v) in &reply.headers {
+            r.headers_mut().append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                http::HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        Ok(r)
+    }
+
+    /// Serve one connection (HTTP/1.1 or h2c).
+    async fn serve<IO>(self, stream: IO)
+    where
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let svc = hyper::service::service_fn(move |req| self.clone().answer(req));
+        let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+            .serve_connection(TokioIo::new(stream), svc)
+            .await;
+    }
+}
+
 /// A real HTTP origin on 127.0.0.1:0 that counts requests.
 pub struct Origin {
     /// Address.
@@ -85,60 +146,7 @@ impl Origin {
     /// Start an origin answering with `f`.
     pub async fn start(f: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> Origin {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind origin");
-        let addr = listener.local_addr().expect("origin addr");
-        let hits = Arc::new(AtomicUsize::new(0));
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let handler: Handler = Arc::new(f);
-        let (h, s) = (hits.clone(), seen.clone());
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let (handler, hits, seen) = (handler.clone(), h.clone(), s.clone());
-                tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                        let (handler, hits, seen) = (handler.clone(), hits.clone(), seen.clone());
-                        async move {
-                            let (parts, body) = req.into_parts();
-                            let _ = body.collect().await;
-                            let s = Seen {
-                                method: parts.method,
-                                uri: parts.uri.to_string(),
-                                headers: parts.headers,
-                            };
-                            hits.fetch_add(1, Ordering::SeqCst);
-                            seen.lock().unwrap().push(s.clone());
-                            let reply = handler(&s);
-                            if reply.reset {
-                                return Err("reset on purpose");
-                            }
-                            tokio::time::sleep(reply.delay).await;
-                            let delay = reply.chunk_delay;
-                            let frames = futures_stream(reply.chunks, delay);
-                            let mut r = Response::new(StreamBody::new(frames));
-                            *r.status_mut() = StatusCode::from_u16(reply.status).unwrap();
-                            for (k, v) in &reply.headers {
-                                r.headers_mut().append(
-                                    http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                                    http::HeaderValue::from_str(v).unwrap(),
-                                );
-                            }
-                            Ok::<_, &'static str>(r)
-                        }
-                    });
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
-                });
-            }
-        });
-        Origin {
-            addr,
-            hits,
-            seen,
-            task,
-        }
+        Origin::serve(listener, f)
     }
 
     /// Requests served so far.
@@ -495,50 +503,14 @@ impl Origin {
         f: impl Fn(&Seen) -> Reply + Send + Sync + 'static,
     ) -> Origin {
         let addr = listener.local_addr().expect("origin addr");
-        let hits = Arc::new(AtomicUsize::new(0));
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let handler: Handler = Arc::new(f);
-        let (h, s) = (hits.clone(), seen.clone());
+        let recorder = Recorder::new(f);
+        let (hits, seen) = (recorder.hits.clone(), recorder.seen.clone());
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
-                let (handler, hits, seen) = (handler.clone(), h.clone(), s.clone());
-                tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                        let (handler, hits, seen) = (handler.clone(), hits.clone(), seen.clone());
-                        async move {
-                            let (parts, body) = req.into_parts();
-                            let _ = body.collect().await;
-                            let s = Seen {
-                                method: parts.method,
-                                uri: parts.uri.to_string(),
-                                headers: parts.headers,
-                            };
-                            hits.fetch_add(1, Ordering::SeqCst);
-                            seen.lock().unwrap().push(s.clone());
-                            let reply = handler(&s);
-                            if reply.reset {
-                                return Err("reset on purpose");
-                            }
-                            tokio::time::sleep(reply.delay).await;
-                            let frames = futures_stream(reply.chunks, reply.chunk_delay);
-                            let mut r = Response::new(StreamBody::new(frames));
-                            *r.status_mut() = StatusCode::from_u16(reply.status).unwrap();
-                            for (k, v) in &reply.headers {
-                                r.headers_mut().append(
-                                    http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                                    http::HeaderValue::from_str(v).unwrap(),
-                                );
-                            }
-                            Ok::<_, &'static str>(r)
-                        }
-                    });
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
-                });
+                tokio::spawn(recorder.clone().serve(stream));
             }
         });
         Origin {
@@ -635,52 +607,17 @@ impl UnixOrigin {
         let dir = TempDir::new();
         let path = dir.path.join("origin.sock");
         let listener = tokio::net::UnixListener::bind(&path).expect("bind unix origin");
-        let hits = Arc::new(AtomicUsize::new(0));
+        let recorder = Recorder::new(f);
+        let (hits, seen) = (recorder.hits.clone(), recorder.seen.clone());
         let connections = Arc::new(AtomicUsize::new(0));
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let handler: Handler = Arc::new(f);
-        let (h, c, s) = (hits.clone(), connections.clone(), seen.clone());
+        let c = connections.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
                 c.fetch_add(1, Ordering::SeqCst);
-                let (handler, hits, seen) = (handler.clone(), h.clone(), s.clone());
-                tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                        let (handler, hits, seen) = (handler.clone(), hits.clone(), seen.clone());
-                        async move {
-                            let (parts, body) = req.into_parts();
-                            let _ = body.collect().await;
-                            let s = Seen {
-                                method: parts.method,
-                                uri: parts.uri.to_string(),
-                                headers: parts.headers,
-                            };
-                            hits.fetch_add(1, Ordering::SeqCst);
-                            seen.lock().unwrap().push(s.clone());
-                            let reply = handler(&s);
-                            if reply.reset {
-                                return Err("reset on purpose");
-                            }
-                            tokio::time::sleep(reply.delay).await;
-                            let frames = futures_stream(reply.chunks, reply.chunk_delay);
-                            let mut r = Response::new(StreamBody::new(frames));
-                            *r.status_mut() = StatusCode::from_u16(reply.status).unwrap();
-                            for (k, v) in &reply.headers {
-                                r.headers_mut().append(
-                                    http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                                    http::HeaderValue::from_str(v).unwrap(),
-                                );
-                            }
-                            Ok::<_, &'static str>(r)
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
-                });
+                tokio::spawn(recorder.clone().serve(stream));
             }
         });
         UnixOrigin {
