@@ -37,6 +37,7 @@ name = "error-pages"
 builtin = "error-pages"
 [[plugins]]
 name = "looping"
+timeout = "50ms"
 path = "$faulty"
 config = { mode = "loop", path_prefix = "/loop" }
 [[plugins]]

@@ -46,8 +46,10 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(3500);
 pub const DEFAULT_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default backend `between_bytes_timeout`: 60 s.
 pub const DEFAULT_BETWEEN_BYTES_TIMEOUT: Duration = Duration::from_secs(60);
-/// Default plugin call deadline: 50 ms.
-pub const DEFAULT_PLUGIN_TIMEOUT: Duration = Duration::from_millis(50);
+/// Default plugin call deadline: 500 ms. It is wall-clock time (epoch
+/// interruption), so it must leave room for a loaded machine descheduling the
+/// thread; it exists to stop runaway plugins, not to police slow ones.
+pub const DEFAULT_PLUGIN_TIMEOUT: Duration = Duration::from_millis(500);
 /// Default plugin memory limit per instance: 32 MiB.
 pub const DEFAULT_PLUGIN_MEMORY: u64 = 32 * 1024 * 1024;
 /// Largest plugin memory limit accepted: 512 MiB.
@@ -325,7 +327,7 @@ pub struct PluginSection {
     /// table per hook: `{ default = "skip", on_recv = "fail-closed" }`.
     #[serde(default)]
     pub on_error: OnErrorSpec,
-    /// Deadline per hook call. Default 50 ms.
+    /// Deadline per hook call (wall clock). Default 500 ms.
     #[serde(default = "d_plugin_timeout", with = "humantime_serde")]
     pub timeout: Duration,
     /// Memory limit per instance. Default 32 MiB.

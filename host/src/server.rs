@@ -216,7 +216,7 @@ impl Shared {
 
     /// Build a generation from a config: backends, then every plugin loaded and initialised.
     pub async fn build(&self, config: Config, number: u64) -> Result<Generation, ServeError> {
-        let backends = Backends::build(&config, &self.health, &self.metrics);
+        let backends = Backends::build(&config, &self.health);
         let mut plugins = Vec::new();
         for p in &config.plugins {
             let name = p.section.name.clone();
@@ -280,6 +280,7 @@ impl Shared {
                 {
                     tracing::warn!("listen addresses changed: they take effect on restart");
                 }
+                g.backends.activate(&self.metrics);
                 self.generation.store(Arc::new(g));
                 self.metrics.reload(true);
                 tracing::info!(generation = n, "reloaded in {:?}", start.elapsed());
@@ -315,6 +316,7 @@ impl Server {
         })
         .await
         .expect("load task does not panic")?;
+        g.backends.activate(&shared.metrics);
         shared.generation.store(Arc::new(g));
 
         let bind = |addr: SocketAddr| async move {

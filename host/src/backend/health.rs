@@ -63,6 +63,9 @@ pub enum Unavailable {
 /// The health of one backend.
 pub struct Health {
     probed: AtomicBool,
+    /// Bumped whenever the probe is (re)configured or removed: results from a
+    /// probe loop of an older config generation are ignored.
+    probe_epoch: AtomicU64,
     window: AtomicU64,
     window_len: AtomicU32,
     threshold: AtomicU32,
@@ -84,6 +87,7 @@ impl Default for Health {
     fn default() -> Self {
         Self {
             probed: AtomicBool::new(false),
+            probe_epoch: AtomicU64::new(0),
             window: AtomicU64::new(0),
             window_len: AtomicU32::new(8),
             threshold: AtomicU32::new(3),
@@ -105,6 +109,8 @@ impl Health {
     /// Configure the probe window. `initial` good probes are assumed, unless
     /// the backend was already probed (a reload keeps the state).
     pub fn configure_probe(&self, window: u32, threshold: u32, initial: u32) {
+        let _h = self.history.lock();
+        self.probe_epoch.fetch_add(1, Ordering::AcqRel);
         self.window_len.store(window, Ordering::Relaxed);
         self.threshold.store(threshold, Ordering::Relaxed);
         if !self.probed.swap(true, Ordering::AcqRel) {
@@ -124,10 +130,17 @@ impl Health {
     /// The backend has no probe (any more, after a reload): probes no longer
     /// have a say, and a sick verdict from an old probe is forgotten.
     pub fn clear_probe(&self) {
+        let mut h = self.history.lock();
+        self.probe_epoch.fetch_add(1, Ordering::AcqRel);
         self.probed.store(false, Ordering::Release);
         self.window.store(0, Ordering::Relaxed);
         self.probe_healthy.store(true, Ordering::Relaxed);
-        self.history.lock().clear();
+        h.clear();
+    }
+
+    /// The current probe configuration's epoch (a probe loop records with it).
+    pub fn probe_epoch(&self) -> u64 {
+        self.probe_epoch.load(Ordering::Acquire)
     }
 
     fn recompute(&self) {
@@ -144,8 +157,13 @@ impl Health {
         );
     }
 
-    /// Record a probe. Returns whether probe health changed.
-    pub fn probe_result(&self, ok: bool, detail: String) -> bool {
+    /// Record a probe made under probe configuration `epoch` (ignored if the
+    /// probe was reconfigured or removed since). Returns whether probe health changed.
+    pub fn probe_result(&self, epoch: u64, ok: bool, detail: String) -> bool {
+        let mut h = self.history.lock();
+        if epoch != self.probe_epoch.load(Ordering::Acquire) {
+            return false;
+        }
         let before = self.probe_healthy.load(Ordering::Relaxed);
         // Two probe loops may overlap for a moment across a reload: update atomically.
         let _ = self
@@ -154,7 +172,6 @@ impl Health {
                 Some((w << 1) | u64::from(ok))
             });
         self.recompute();
-        let mut h = self.history.lock();
         if h.len() == HISTORY {
             h.pop_front();
         }
@@ -288,17 +305,17 @@ mod tests {
         let h = Health::default();
         h.configure_probe(8, 3, 2);
         assert!(!h.healthy(), "initial 2 < threshold 3");
-        h.probe_result(true, "200".into());
+        h.probe_result(h.probe_epoch(), true, "200".into());
         assert!(h.healthy());
         for _ in 0..8 {
-            h.probe_result(false, "refused".into());
+            h.probe_result(h.probe_epoch(), false, "refused".into());
         }
         assert!(!h.healthy());
         let history = h.history();
         assert_eq!(history.len(), 9, "every probe is kept, up to {HISTORY}");
         assert!(history[0].ok && !history[8].ok, "oldest first");
         for _ in 0..HISTORY {
-            h.probe_result(true, "200".into());
+            h.probe_result(h.probe_epoch(), true, "200".into());
         }
         assert_eq!(h.history().len(), HISTORY);
         assert!(h.healthy());
@@ -378,7 +395,7 @@ mod tests {
     fn clearing_the_probe_forgets_a_sick_verdict() {
         let h = Health::default();
         h.configure_probe(3, 2, 0);
-        h.probe_result(false, "500".into());
+        h.probe_result(h.probe_epoch(), false, "500".into());
         assert!(!h.healthy());
         h.clear_probe();
         assert!(h.healthy());

@@ -400,13 +400,31 @@ impl Backends {
         )
     }
 
-    /// Build backends and directors, and start probes (which stop when this is dropped).
-    pub fn build(cfg: &Config, health: &HealthRegistry, metrics: &Arc<Metrics>) -> Arc<Self> {
+    /// Build backends and directors. Shared health is not touched until
+    /// [`Backends::activate`], so a config that is refused changes nothing.
+    pub fn build(cfg: &Config, health: &HealthRegistry) -> Arc<Self> {
         let mut targets = HashMap::new();
         let mut list = Vec::new();
         for b in &cfg.backends {
-            let h = health.get(&b.section.name);
-            match &b.section.probe {
+            let be = Arc::new(Backend::new(b, health.get(&b.section.name)));
+            targets.insert(b.section.name.clone(), Target::Backend(be.clone()));
+            list.push(be);
+        }
+        director::build_all(&cfg.directors, &mut targets);
+        Arc::new(Self {
+            targets,
+            list,
+            default: cfg.default_backend.clone(),
+        })
+    }
+
+    /// Put this generation's probe settings into effect and start its probes
+    /// (they stop when it is dropped, and their results stop counting when a
+    /// later generation reconfigures the probe).
+    pub fn activate(&self, metrics: &Arc<Metrics>) {
+        for b in &self.list {
+            let h = &b.health;
+            match &b.cfg.section.probe {
                 Some(p) => h.configure_probe(
                     p.window,
                     p.threshold,
@@ -415,23 +433,11 @@ impl Backends {
                 // A reload that removes the probe must not leave its last verdict standing.
                 None => h.clear_probe(),
             }
-            let be = Arc::new(Backend::new(b, h));
-            metrics.backend_health(&be.name, be.health.healthy());
-            targets.insert(b.section.name.clone(), Target::Backend(be.clone()));
-            list.push(be);
-        }
-        director::build_all(&cfg.directors, &mut targets);
-        let me = Arc::new(Self {
-            targets,
-            list,
-            default: cfg.default_backend.clone(),
-        });
-        for b in &me.list {
+            metrics.backend_health(&b.name, h.healthy());
             if b.cfg.section.probe.is_some() {
                 tokio::spawn(probe_loop(Arc::downgrade(b), metrics.clone()));
             }
         }
-        me
     }
 
     /// Choose a backend for a request routed to `name` (None: the default),
@@ -473,6 +479,9 @@ async fn probe_loop(backend: Weak<Backend>, metrics: Arc<Metrics>) {
     else {
         return;
     };
+    let Some(epoch) = backend.upgrade().map(|b| b.health.probe_epoch()) else {
+        return;
+    };
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -494,7 +503,7 @@ async fn probe_loop(backend: Weak<Backend>, metrics: Arc<Metrics>) {
                 format!("{} in {:?}", r.status().as_u16(), start.elapsed()),
             ),
         };
-        if b.health.probe_result(ok, detail.clone()) {
+        if b.health.probe_result(epoch, ok, detail.clone()) {
             let healthy = b.health.healthy();
             metrics.backend_health(&b.name, healthy);
             if healthy {
