@@ -420,3 +420,31 @@ async fn plugins_can_ban_and_soft_purge() {
         "soft-purged objects are stale"
     );
 }
+
+#[tokio::test]
+async fn authorization_responses_are_shared_only_when_public() {
+    let o = Origin::start(|s| {
+        let cc = if s.uri == "/pub" {
+            "public, max-age=60"
+        } else {
+            "max-age=60"
+        };
+        Reply::ok("a").header("cache-control", cc)
+    })
+    .await;
+    let l = Lacquer::with_origin(&o.url(), "").await;
+    let auth = [("authorization", "Bearer t")];
+    l.request("GET", "/pub", &auth, "").await;
+    assert_eq!(
+        l.request("GET", "/pub", &auth, "").await.header("x-cache"),
+        "HIT",
+        "public: stored"
+    );
+    l.request("GET", "/priv", &auth, "").await;
+    l.request("GET", "/priv", &auth, "").await;
+    assert_eq!(
+        o.hits(),
+        3,
+        "without public, a response to an authorized request is not stored"
+    );
+}

@@ -6,7 +6,8 @@
 //!   variant; with `x-purge: soft` it marks them stale instead), and `BAN` with
 //!   `x-ban-url: <regex>` bans matching URLs on the request's host; from
 //!   anywhere else they get a 405. Other methods than GET and
-//!   HEAD pass. Requests with `Authorization` pass. Cookies named in
+//!   HEAD pass (requests with `Authorization` too when
+//!   `pass_authorization` is on). Cookies named in
 //!   `ignore_cookies` are removed from `Cookie` (the header goes away when
 //!   none remain); if any cookie remains, the request passes. Anything else
 //!   goes on to the next plugin (and then to a cache lookup).
@@ -24,6 +25,7 @@
 //! | `ignore_cookies` | list of names | `[]` | cookies removed before deciding; a trailing `*` matches a prefix (`"_ga*"`) |
 //! | `hit_for_miss_ttl` | duration: `"120s"`, `"2m"` or whole seconds | `"120s"` | how long an uncacheable URL is remembered |
 //! | `x_cache` | bool | `true` | add the `x-cache` header |
+//! | `pass_authorization` | bool | `false` | pass every request with `Authorization` (Varnish's builtin). Off, the host's RFC 9111 §3.5 rule applies: a response to such a request is stored only with `public`, `s-maxage` or `must-revalidate` |
 //!
 //! ```toml
 //! [[plugins]]
@@ -57,6 +59,7 @@ pub struct Config {
     #[serde(deserialize_with = "lacquer_plugin_sdk::config::duration")]
     hit_for_miss_ttl: Duration,
     x_cache: bool,
+    pass_authorization: bool,
 }
 
 impl Default for Config {
@@ -66,6 +69,7 @@ impl Default for Config {
             ignore_cookies: Vec::new(),
             hit_for_miss_ttl: Duration::from_secs(120),
             x_cache: true,
+            pass_authorization: false,
         }
     }
 }
@@ -76,6 +80,7 @@ pub struct CachePolicy {
     ignore_cookies: Vec<String>,
     hit_for_miss_ttl: Duration,
     x_cache: bool,
+    pass_authorization: bool,
 }
 
 impl Plugin for CachePolicy {
@@ -105,6 +110,7 @@ impl Plugin for CachePolicy {
             ignore_cookies: config.ignore_cookies,
             hit_for_miss_ttl: config.hit_for_miss_ttl,
             x_cache: config.x_cache,
+            pass_authorization: config.pass_authorization,
         })
     }
 
@@ -125,7 +131,7 @@ impl Plugin for CachePolicy {
         if method != "GET" && method != "HEAD" {
             return RecvAction::Pass;
         }
-        if req.header("authorization").is_some() {
+        if self.pass_authorization && req.header("authorization").is_some() {
             return RecvAction::Pass;
         }
         let cookies = req.header_all("cookie");

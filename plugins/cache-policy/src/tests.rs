@@ -71,7 +71,13 @@ fn unsafe_methods_and_authorization_pass() {
     let auth = Request::builder()
         .header("authorization", "Bearer x")
         .build();
-    assert_eq!(recv(&p, &auth), RecvAction::Pass);
+    assert_eq!(
+        recv(&p, &auth),
+        RecvAction::Continue,
+        "RFC 9111 §3.5 decides, in the host"
+    );
+    let strict = plugin(r#"{"pass_authorization": true}"#);
+    assert_eq!(recv(&strict, &auth), RecvAction::Pass);
 }
 
 #[test]
