@@ -489,17 +489,6 @@ impl Config {
         Self::from_toml(EMBEDDED_DEFAULT, "embedded default", None)
     }
 
-    /// Load a file, apply `LACQUER_*` environment overrides (e.g.
-    /// `LACQUER_SERVER__LISTEN`), and check it.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Parse {
-            file: file.clone(),
-            cause: format!("cannot read: {e}"),
-        })?;
-        Self::from_toml(&text, &file, path.parent())
-    }
-
     /// Parse and check TOML text. `base` is the directory relative plugin paths resolve against.
     pub fn from_toml(text: &str, file: &str, base: Option<&Path>) -> Result<Config, ConfigError> {
         FileConfig::parse(text, file)?.check(file, base)

@@ -139,7 +139,7 @@ impl Metrics {
             "Time from request to response headers",
             duration_f,
         );
-        let m = Metrics {
+        let mut m = Metrics {
             requests,
             request_duration,
             cache_objects: Gauge::default(),
@@ -155,7 +155,6 @@ impl Metrics {
             reloads: Family::default(),
             registry,
         };
-        let mut m = m;
         let r = &mut m.registry;
         r.register(
             CACHE_OBJECTS,
