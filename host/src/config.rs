@@ -54,6 +54,36 @@ pub const DEFAULT_PLUGIN_TIMEOUT: Duration = Duration::from_millis(500);
 pub const DEFAULT_PLUGIN_MEMORY: u64 = 32 * 1024 * 1024;
 /// Largest plugin memory limit accepted: 512 MiB.
 pub const MAX_PLUGIN_MEMORY: u64 = 512 * 1024 * 1024;
+/// Default plugin `max_instances`: instances of one plugin alive at once.
+pub const DEFAULT_PLUGIN_INSTANCES: u32 = 32;
+/// Plugin instances the process can hold at once, across every plugin and
+/// every config generation still draining. A config's plugins may claim at
+/// most half (`max_instances` summed), so a reload always finds room.
+pub const TOTAL_PLUGIN_INSTANCES: u32 = 1000;
+/// Default `[server] header_read_timeout`: 10 s.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default `[server] idle_timeout`: 60 s.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default `[server] max_connections`: 10,000 client connections.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// Default `[server] max_retries`: 1.
+pub const DEFAULT_MAX_RETRIES: u32 = 1;
+/// Default `[server] drain_timeout`: 10 s.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default `[cache] max_bans`: 10,000 active bans.
+pub const DEFAULT_MAX_BANS: usize = 10_000;
+/// Default `[cache] default_keep`: 1 h.
+pub const DEFAULT_KEEP: Duration = Duration::from_secs(3600);
+/// Default `[cache] heuristic_max`: 24 h.
+pub const DEFAULT_HEURISTIC_MAX: Duration = Duration::from_secs(24 * 3600);
+/// Default `[cache] max_variants`: 16.
+pub const DEFAULT_MAX_VARIANTS: usize = 16;
+/// Default `[runtime] recycle_after`: 10,000 calls.
+pub const DEFAULT_RECYCLE_AFTER: u64 = 10_000;
+/// Default plugin `quarantine_window`: 10 s.
+pub const DEFAULT_QUARANTINE_WINDOW: Duration = Duration::from_secs(10);
+/// Default plugin `quarantine_backoff`: 5 s.
+pub const DEFAULT_QUARANTINE_BACKOFF: Duration = Duration::from_secs(5);
 
 /// A configuration error, naming the file, the key and the cause.
 #[derive(Debug, thiserror::Error)]
@@ -121,6 +151,18 @@ pub struct ServerSection {
     /// How long shutdown waits for in-flight requests. Default 10 s.
     #[serde(with = "humantime_serde")]
     pub drain_timeout: Duration,
+    /// How long an HTTP/1 client may take to send a request head, counted
+    /// from the connection's start or the end of the previous response (so
+    /// it is also HTTP/1's keep-alive idle time). Default 10 s.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// A connection (HTTP/1 or HTTP/2) with no request in progress for this
+    /// long is closed. Default 60 s.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Client connections open at once; more are accepted and closed at once
+    /// (counted in `lacquer_connections_refused_total`). Default 10,000.
+    pub max_connections: usize,
 }
 
 impl Default for ServerSection {
@@ -129,8 +171,11 @@ impl Default for ServerSection {
             listen: DEFAULT_LISTEN.into(),
             default_backend: None,
             debug_headers: false,
-            max_retries: 1,
-            drain_timeout: Duration::from_secs(10),
+            max_retries: DEFAULT_MAX_RETRIES,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
@@ -142,6 +187,7 @@ pub struct AdminSection {
     /// Admin listener, e.g. "127.0.0.1:6082". Default: none (no admin listener).
     pub listen: Option<String>,
     /// Bearer token for mutations; required when `listen` is not loopback.
+    /// An empty or blank token is refused.
     pub token: Option<String>,
 }
 
@@ -177,6 +223,9 @@ pub struct CacheSection {
     pub heuristic_max: Duration,
     /// Most variants (by `Vary`) kept per URL. Default 16.
     pub max_variants: usize,
+    /// Most bans active at once (admin and plugins together); more are
+    /// refused until old ones retire. Default 10,000.
+    pub max_bans: usize,
 }
 
 impl Default for CacheSection {
@@ -187,9 +236,10 @@ impl Default for CacheSection {
             default_ttl: Duration::ZERO,
             default_grace: DEFAULT_GRACE,
             stale_if_error: DEFAULT_STALE_IF_ERROR,
-            default_keep: Duration::from_secs(3600),
-            heuristic_max: Duration::from_secs(24 * 3600),
-            max_variants: 16,
+            default_keep: DEFAULT_KEEP,
+            heuristic_max: DEFAULT_HEURISTIC_MAX,
+            max_variants: DEFAULT_MAX_VARIANTS,
+            max_bans: DEFAULT_MAX_BANS,
         }
     }
 }
@@ -210,7 +260,7 @@ pub struct RuntimeSection {
 impl Default for RuntimeSection {
     fn default() -> Self {
         Self {
-            recycle_after: 10_000,
+            recycle_after: DEFAULT_RECYCLE_AFTER,
             cache_dir: None,
         }
     }
@@ -327,9 +377,20 @@ pub struct PluginSection {
     /// table per hook: `{ default = "skip", on_recv = "fail-closed" }`.
     #[serde(default)]
     pub on_error: OnErrorSpec,
-    /// Deadline per hook call (wall clock). Default 500 ms.
+    /// Deadline per hook call for the plugin's own running (epoch
+    /// interruption). Default 500 ms.
     #[serde(default = "d_plugin_timeout", with = "humantime_serde")]
     pub timeout: Duration,
+    /// Wall-clock bound per hook call, waits included (a guest sleeping or
+    /// polling through WASI does not run, so `timeout` alone can't see it).
+    /// Default: twice `timeout`.
+    #[serde(default, with = "humantime_serde")]
+    pub wall_timeout: Option<Duration>,
+    /// Instances of this plugin alive at once (each serves one call at a
+    /// time); a call that finds none free within `timeout` is a `busy`
+    /// fault. Default 32.
+    #[serde(default = "d_plugin_instances")]
+    pub max_instances: u32,
     /// Memory limit per instance. Default 32 MiB.
     #[serde(default = "d_plugin_memory")]
     pub memory: ByteSize,
@@ -353,11 +414,14 @@ fn d_plugin_timeout() -> Duration {
 fn d_plugin_memory() -> ByteSize {
     ByteSize(DEFAULT_PLUGIN_MEMORY)
 }
+fn d_plugin_instances() -> u32 {
+    DEFAULT_PLUGIN_INSTANCES
+}
 fn d_qwindow() -> Duration {
-    Duration::from_secs(10)
+    DEFAULT_QUARANTINE_WINDOW
 }
 fn d_qbackoff() -> Duration {
-    Duration::from_secs(5)
+    DEFAULT_QUARANTINE_BACKOFF
 }
 
 /// What happens to a request when a plugin faults.
@@ -439,6 +503,12 @@ pub struct Config {
     pub max_retries: u32,
     /// See [`ServerSection`].
     pub drain_timeout: Duration,
+    /// See [`ServerSection`].
+    pub header_read_timeout: Duration,
+    /// See [`ServerSection`].
+    pub idle_timeout: Duration,
+    /// See [`ServerSection`].
+    pub max_connections: usize,
     /// See [`CacheSection`].
     pub cache: CacheSection,
     /// See [`RuntimeSection`].
@@ -554,9 +624,17 @@ impl FileConfig {
             Some(v) => Some(addr("admin.listen", v)?),
             None => None,
         };
+        if let Some(t) = &self.admin.token
+            && t.trim().is_empty()
+        {
+            return Err(bad(
+                "admin.token".into(),
+                "must not be empty or blank (leave it out for no token)".into(),
+            ));
+        }
         if let Some(a) = admin_listen
             && !a.ip().is_loopback()
-            && self.admin.token.as_deref().is_none_or(str::is_empty)
+            && self.admin.token.is_none()
         {
             return Err(bad(
                 "admin.token".into(),
@@ -730,6 +808,26 @@ impl FileConfig {
                 ));
             }
         };
+        for (k, d) in [
+            (
+                "server.header_read_timeout",
+                self.server.header_read_timeout,
+            ),
+            ("server.idle_timeout", self.server.idle_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(bad(k.into(), "must be more than 0s".into()));
+            }
+        }
+        if self.server.max_connections == 0 {
+            return Err(bad(
+                "server.max_connections".into(),
+                "must be at least 1".into(),
+            ));
+        }
+        if self.cache.max_bans == 0 {
+            return Err(bad("cache.max_bans".into(), "must be at least 1".into()));
+        }
         if self.cache.max_variants == 0 {
             return Err(bad(
                 "cache.max_variants".into(),
@@ -747,6 +845,8 @@ impl FileConfig {
                     builtin: Some((*n).into()),
                     on_error: OnErrorSpec::default(),
                     timeout: DEFAULT_PLUGIN_TIMEOUT,
+                    wall_timeout: None,
+                    max_instances: DEFAULT_PLUGIN_INSTANCES,
                     memory: ByteSize(DEFAULT_PLUGIN_MEMORY),
                     quarantine_after: 0,
                     quarantine_window: d_qwindow(),
@@ -757,6 +857,7 @@ impl FileConfig {
         };
         let mut plugin_names = HashSet::new();
         let mut plugins = Vec::new();
+        let mut instances = 0u64;
         for (i, p) in sections.into_iter().enumerate() {
             let key = |k: &str| format!("plugins[{i}].{k}");
             check_name(&p.name).map_err(|c| bad(key("name"), c))?;
@@ -791,6 +892,18 @@ impl FileConfig {
                     "must be more than 0s and at most 10s".into(),
                 ));
             }
+            if let Some(w) = p.wall_timeout
+                && (w < p.timeout || w > Duration::from_secs(60))
+            {
+                return Err(bad(
+                    key("wall_timeout"),
+                    "must be at least timeout and at most 60s".into(),
+                ));
+            }
+            if p.max_instances == 0 {
+                return Err(bad(key("max_instances"), "must be at least 1".into()));
+            }
+            instances += u64::from(p.max_instances);
             if p.memory.0 < 1024 * 1024 || p.memory.0 > MAX_PLUGIN_MEMORY {
                 return Err(bad(key("memory"), "must be between 1MiB and 512MiB".into()));
             }
@@ -803,6 +916,15 @@ impl FileConfig {
                 source,
                 config_json,
             });
+        }
+        if instances > u64::from(TOTAL_PLUGIN_INSTANCES / 2) {
+            return Err(bad(
+                "plugins".into(),
+                format!(
+                    "max_instances add up to {instances}: at most {} across all plugins (half the process's {TOTAL_PLUGIN_INSTANCES}, so a reload always has room)",
+                    TOTAL_PLUGIN_INSTANCES / 2
+                ),
+            ));
         }
         let max_object_size = self.cache.max_object_size.0;
         if max_object_size > self.cache.memory.0 {
@@ -822,11 +944,14 @@ impl FileConfig {
             source: file.to_string(),
             listen,
             admin_listen,
-            admin_token: self.admin.token.filter(|t| !t.is_empty()),
+            admin_token: self.admin.token,
             default_backend,
             debug_headers: self.server.debug_headers,
             max_retries: self.server.max_retries,
             drain_timeout: self.server.drain_timeout,
+            header_read_timeout: self.server.header_read_timeout,
+            idle_timeout: self.server.idle_timeout,
+            max_connections: self.server.max_connections,
             cache: self.cache,
             runtime,
             backends,

@@ -137,6 +137,12 @@ impl Cx {
             }
             let (parts, incoming) = fetched.response.into_parts();
             let mut headers = parts.headers;
+            // RFC 9112 §6.3: with Transfer-Encoding, Content-Length is
+            // ignored (the client decoded the chunks), so it must go: kept,
+            // it would frame every delivery of the object wrongly.
+            if headers.contains_key(header::TRANSFER_ENCODING) {
+                headers.remove(header::CONTENT_LENGTH);
+            }
             lacquer_cache_semantics::strip_connection_headers(&mut headers);
             let mut resp = RespState { status, headers };
             let response_time = SystemTime::now();
@@ -236,6 +242,13 @@ impl Cx {
             .backends
             .choose(self.rs.backend.as_deref(), &key, tried)?;
         let mut headers = self.rs.headers.clone();
+        // The backend sees exactly the host the cache key used.
+        headers.remove(header::HOST);
+        if !self.rs.host.is_empty()
+            && let Ok(v) = HeaderValue::from_str(&self.rs.host)
+        {
+            headers.insert(header::HOST, v);
+        }
         if lookup {
             // The cache fetches whole objects and answers conditionals and ranges itself.
             for h in [
@@ -278,6 +291,18 @@ impl Cx {
         *req.uri_mut() = self.rs.uri.clone();
         *req.headers_mut() = headers;
         match be.send(req).await {
+            // Interim answers (a 101 above all) are the host's business: no
+            // request asked to switch protocols, so one is a broken backend.
+            Ok(f) if f.response.status().is_informational() => Err(FetchFailure {
+                kind: FetchKind::ProtocolError,
+                backend: be.name.to_string(),
+                attempt: 0,
+                elapsed: Duration::ZERO,
+                detail: format!(
+                    "backend answered {} to a request that asked for no protocol switch",
+                    f.response.status()
+                ),
+            }),
             Ok(f) => Ok((be, f)),
             Err((kind, detail)) => Err(FetchFailure {
                 kind,
@@ -347,7 +372,7 @@ impl Cx {
         Some(match decision {
             Err(pf) => self.plugin_failed(pf),
             Ok(FetchErrorDecision::ServeStale) => match stale {
-                Some(o) => self.deliver_object(&o, State::Stale).await,
+                Some(o) => self.deliver_object(&o, State::Stale, None).await,
                 None => self.default_error().await,
             },
             Ok(FetchErrorDecision::Synth(s)) => self.deliver_synth(s).await,
@@ -357,10 +382,15 @@ impl Cx {
         })
     }
 
-    /// The host's own 503, when no plugin made a page.
+    /// The host's own error, when no plugin made a page: 502 when the
+    /// backend answered something unusable, else 503.
     pub async fn default_error(&mut self) -> (Response<ProxyBody>, State) {
+        let status = match self.failure.as_ref().map(|f| f.kind) {
+            Some(FetchKind::ProtocolError | FetchKind::ResponseTooLarge) => StatusCode::BAD_GATEWAY,
+            _ => StatusCode::SERVICE_UNAVAILABLE,
+        };
         let mut body = format!(
-            "503 Service Unavailable\nbackend fetch failed\nrequest id: {}\n",
+            "{status}\nbackend fetch failed\nrequest id: {}\n",
             self.rs.id
         );
         if self.generation.config.debug_headers
@@ -374,7 +404,7 @@ impl Cx {
             ));
         }
         self.deliver_synth(Synth {
-            status: StatusCode::SERVICE_UNAVAILABLE,
+            status,
             headers: text_headers(),
             body: Bytes::from(body),
         })
@@ -397,6 +427,9 @@ impl Cx {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         let too_big = length.is_some_and(|l| l > cfg.max_object_size.0);
+        if too_big && p.storage == Storage::Cache {
+            self.shared.metrics.cache_too_large.inc();
+        }
         let storable =
             p.storage == Storage::Cache && !too_big && resp.status != StatusCode::PARTIAL_CONTENT;
         let cache = &self.shared.cache;
@@ -436,20 +469,27 @@ impl Cx {
                     },
                 );
                 mode.resolve(Outcome::Stored);
+                // The first client reads from the start: registered before
+                // the fill runs, so an overflow streams to it.
+                let first =
+                    (!self.background && self.rs.method != Method::HEAD).then(|| obj.body.reader());
                 if let Some(body) = backend_body {
                     tokio::spawn(fill(
                         self.shared.clone(),
                         obj.clone(),
                         body,
-                        cfg.max_object_size.0,
-                        self.rs.id.clone(),
-                        be.name.clone(),
+                        FillCx {
+                            max: cfg.max_object_size.0,
+                            req: self.rs.id.clone(),
+                            request: format!("{} {}", self.rs.method, self.rs.uri),
+                            backend: be.name.clone(),
+                        },
                     ));
                 }
                 if self.background {
                     return (Response::new(empty()), State::Miss);
                 }
-                self.deliver_object(&obj, State::Miss).await
+                self.deliver_object(&obj, State::Miss, first).await
             }
             (key, _, storage) => {
                 if let Some(key) = key
@@ -523,17 +563,14 @@ fn hit_for_miss(ttl: Duration, host: &str, uri: &http::Uri) -> NewObject {
     }
 }
 
-/// Read the backend body into a stored object; drop the object if it fails or grows too big.
-async fn fill(
-    shared: Arc<Shared>,
-    obj: Arc<Object>,
-    mut body: TimeoutBody<Incoming>,
-    max: u64,
-    req: Arc<str>,
-    backend: Arc<str>,
-) {
+/// Read the backend body into a stored object. Past `max` (data bytes, or
+/// twice that counting chunk overhead) the object leaves the cache and the
+/// rest only streams to the clients already reading it, no faster than the
+/// slowest; with none left, the backend is no longer read. A failed body
+/// drops the object.
+async fn fill(shared: Arc<Shared>, obj: Arc<Object>, mut body: TimeoutBody<Incoming>, f: FillCx) {
     let start = Instant::now();
-    let mut total = 0u64;
+    let (mut data_len, mut cost) = (0u64, 0u64);
     let mut kept = true;
     loop {
         match body.frame().await {
@@ -545,15 +582,32 @@ async fn fill(
                 let Ok(data) = frame.into_data() else {
                     continue;
                 };
-                total += data.len() as u64;
-                if kept && total > max {
+                data_len += data.len() as u64;
+                let chunk_cost = (data.len() + crate::cache::body::CHUNK_OVERHEAD) as u64;
+                if kept && (data_len > f.max || cost + chunk_cost > 2 * f.max) {
                     kept = false;
                     shared.cache.remove(&obj);
-                    tracing::info!(req = &*req, "object exceeds max_object_size: not cached");
-                } else if kept {
-                    shared.cache.grow(&obj, data.len());
+                    shared.metrics.cache_too_large.inc();
+                    obj.body.overflow();
+                    tracing::info!(
+                        req = &*f.req,
+                        "object exceeds max_object_size ({} bytes): not cached, streaming through",
+                        f.max
+                    );
                 }
-                obj.body.push(data);
+                match obj.body.push(data).await {
+                    Some(c) => {
+                        cost += c as u64;
+                        if kept {
+                            shared.cache.grow(&obj, c);
+                        }
+                    }
+                    None => {
+                        // Not cached and nobody reads it any more.
+                        obj.body.fail();
+                        return;
+                    }
+                }
             }
             Some(Err(e)) => {
                 obj.body.fail();
@@ -563,23 +617,32 @@ async fn fill(
                 } else {
                     FetchKind::ConnectionReset
                 };
-                let f = FetchFailure {
+                let failure = FetchFailure {
                     kind,
-                    backend: backend.to_string(),
+                    backend: f.backend.to_string(),
                     attempt: 1,
                     elapsed: start.elapsed(),
-                    detail: e.to_string(),
+                    detail: format!("after {data_len} body bytes: {e}"),
                 };
                 tracing::warn!(
-                    req = &*req,
-                    backend = %backend,
+                    req = &*f.req,
+                    backend = %f.backend,
                     kind = kind.as_str(),
                     "body fetch failed: {e}"
                 );
-                shared.metrics.fetch_failure(&backend, kind.as_str());
-                shared.record_failure(&req, "body".into(), &f);
+                shared.metrics.fetch_failure(&f.backend, kind.as_str());
+                shared.record_failure(&f.req, f.request, &failure);
                 return;
             }
         }
     }
+}
+
+/// What a fill task needs to know of its request.
+struct FillCx {
+    max: u64,
+    req: Arc<str>,
+    /// Method and URL, for `/fetch-errors`.
+    request: String,
+    backend: Arc<str>,
 }

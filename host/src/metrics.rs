@@ -36,6 +36,32 @@ pub const PLUGIN_DURATION: &str = "plugin_duration_seconds";
 pub const PLUGIN_QUARANTINES: &str = "plugin_quarantines";
 /// `lacquer_reloads_total{result}`.
 pub const RELOADS: &str = "reloads";
+/// `lacquer_connections`: client connections open now.
+pub const CONNECTIONS: &str = "connections";
+/// `lacquer_connections_refused_total`: connections closed at once because
+/// `[server] max_connections` were open.
+pub const CONNECTIONS_REFUSED: &str = "connections_refused";
+/// `lacquer_connection_timeouts_total{kind}`: connections closed by the host
+/// (`header-read`: no complete request head in `header_read_timeout`;
+/// `idle`: no request for `idle_timeout`).
+pub const CONNECTION_TIMEOUTS: &str = "connection_timeouts";
+/// `lacquer_requests_refused_total{reason}`: client requests answered 400
+/// before any plugin ran (e.g. `host-missing`, `host-duplicate`, `host-invalid`).
+pub const REQUESTS_REFUSED: &str = "requests_refused";
+/// `lacquer_cache_bans`: bans active now.
+pub const CACHE_BANS: &str = "cache_bans";
+/// `lacquer_cache_bans_refused_total`: bans refused because `[cache] max_bans` were active.
+pub const CACHE_BANS_REFUSED: &str = "cache_bans_refused";
+/// `lacquer_cache_too_large_total`: responses not stored (or dropped while
+/// filling) because they exceed `[cache] max_object_size`.
+pub const CACHE_TOO_LARGE: &str = "cache_too_large";
+/// `lacquer_kv_bytes{plugin}`: bytes a plugin's key-value namespace holds.
+pub const KV_BYTES: &str = "kv_bytes";
+/// `lacquer_kv_refused_total{plugin}`: writes refused because the namespace was full.
+pub const KV_REFUSED: &str = "kv_refused";
+/// `lacquer_plugin_log_dropped_total{plugin}`: log lines (host log calls or
+/// stdout/stderr lines) dropped by the per-call and per-second bounds.
+pub const PLUGIN_LOG_DROPPED: &str = "plugin_log_dropped";
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -94,7 +120,25 @@ pub struct Metrics {
     plugin_faults: Family<Labels, Counter>,
     plugin_duration: Family<Labels, Histogram>,
     plugin_quarantines: Family<Labels, Counter>,
+    plugin_log_dropped: Family<Labels, Counter>,
     reloads: Family<Labels, Counter>,
+    /// `lacquer_connections`
+    pub connections: Gauge,
+    /// `lacquer_connections_refused_total`
+    pub connections_refused: Counter,
+    /// `lacquer_connection_timeouts_total{kind="header-read"}`
+    pub header_read_timeouts: Counter,
+    /// `lacquer_connection_timeouts_total{kind="idle"}`
+    pub idle_timeouts: Counter,
+    requests_refused: Family<Labels, Counter>,
+    /// `lacquer_cache_bans`
+    pub cache_bans: Gauge,
+    /// `lacquer_cache_bans_refused_total`
+    pub cache_bans_refused: Counter,
+    /// `lacquer_cache_too_large_total`
+    pub cache_too_large: Counter,
+    kv_bytes: Family<Labels, Gauge>,
+    kv_refused: Family<Labels, Counter>,
 }
 
 fn plugin_histogram() -> Histogram {
@@ -152,9 +196,27 @@ impl Metrics {
             plugin_faults: Family::default(),
             plugin_duration: Family::new_with_constructor(plugin_histogram as fn() -> Histogram),
             plugin_quarantines: Family::default(),
+            plugin_log_dropped: Family::default(),
             reloads: Family::default(),
+            connections: Gauge::default(),
+            connections_refused: Counter::default(),
+            header_read_timeouts: Counter::default(),
+            idle_timeouts: Counter::default(),
+            requests_refused: Family::default(),
+            cache_bans: Gauge::default(),
+            cache_bans_refused: Counter::default(),
+            cache_too_large: Counter::default(),
+            kv_bytes: Family::default(),
+            kv_refused: Family::default(),
             registry,
         };
+        let timeouts = Family::<Labels, Counter>::default();
+        m.header_read_timeouts = timeouts
+            .get_or_create(&vec![("kind", "header-read".into())])
+            .clone();
+        m.idle_timeouts = timeouts
+            .get_or_create(&vec![("kind", "idle".into())])
+            .clone();
         let r = &mut m.registry;
         r.register(
             CACHE_OBJECTS,
@@ -207,7 +269,68 @@ impl Metrics {
             "Configuration reloads by result",
             m.reloads.clone(),
         );
+        r.register(
+            PLUGIN_LOG_DROPPED,
+            "Plugin log lines dropped by the log bounds",
+            m.plugin_log_dropped.clone(),
+        );
+        r.register(
+            CONNECTIONS,
+            "Client connections open",
+            m.connections.clone(),
+        );
+        r.register(
+            CONNECTIONS_REFUSED,
+            "Client connections refused at max_connections",
+            m.connections_refused.clone(),
+        );
+        r.register(
+            CONNECTION_TIMEOUTS,
+            "Client connections closed by a timeout",
+            timeouts,
+        );
+        r.register(
+            REQUESTS_REFUSED,
+            "Client requests refused before any plugin ran",
+            m.requests_refused.clone(),
+        );
+        r.register(CACHE_BANS, "Bans active", m.cache_bans.clone());
+        r.register(
+            CACHE_BANS_REFUSED,
+            "Bans refused at max_bans",
+            m.cache_bans_refused.clone(),
+        );
+        r.register(
+            CACHE_TOO_LARGE,
+            "Responses not stored because they exceed max_object_size",
+            m.cache_too_large.clone(),
+        );
+        r.register(
+            KV_BYTES,
+            "Bytes held by a plugin's key-value namespace",
+            m.kv_bytes.clone(),
+        );
+        r.register(
+            KV_REFUSED,
+            "Key-value writes refused because the namespace was full",
+            m.kv_refused.clone(),
+        );
         m
+    }
+
+    /// Count a client request refused with 400 before any plugin ran.
+    pub fn request_refused(&self, reason: &'static str) {
+        self.requests_refused
+            .get_or_create(&vec![("reason", reason.into())])
+            .inc();
+    }
+
+    /// Publish a plugin namespace's size and refusals (read at scrape time).
+    pub fn kv(&self, plugin: &str, bytes: usize, refused: u64) {
+        let l = vec![("plugin", plugin.to_string())];
+        self.kv_bytes.get_or_create(&l).set(bytes as i64);
+        let c = self.kv_refused.get_or_create(&l);
+        c.inc_by(refused.saturating_sub(c.get()));
     }
 
     /// Count an answered request.
@@ -267,6 +390,10 @@ impl Metrics {
         });
         PluginMetrics {
             hooks,
+            log_dropped: self
+                .plugin_log_dropped
+                .get_or_create(&vec![("plugin", plugin.to_string())])
+                .clone(),
             quarantines: self
                 .plugin_quarantines
                 .get_or_create(&vec![("plugin", plugin.to_string())])
@@ -291,7 +418,7 @@ pub struct HookMetrics {
     /// Call time.
     pub duration: Histogram,
     /// Faults by kind.
-    pub faults: [Counter; 6],
+    pub faults: [Counter; FaultKind::ALL.len()],
 }
 
 /// A plugin's handles.
@@ -301,6 +428,8 @@ pub struct PluginMetrics {
     pub hooks: [HookMetrics; 4],
     /// Quarantines.
     pub quarantines: Counter,
+    /// Log lines dropped by the log bounds.
+    pub log_dropped: Counter,
 }
 
 impl PluginMetrics {

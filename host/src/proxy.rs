@@ -15,9 +15,10 @@ use lacquer_cache_semantics as cs;
 
 use crate::backend::FetchFailure;
 use crate::body::{ProxyBody, empty, full};
+use crate::cache::body::BodyBuf;
 use crate::cache::{self, Lookup, Object, Outcome};
 use crate::fetch::Mode;
-use crate::http_util::{VIA, host_of};
+use crate::http_util::{VIA, request_host};
 use crate::metrics::State;
 use crate::plugin::chain::{CacheState, DeliverInfo, RecvDecision};
 use crate::plugin::{Hook, PluginFailure, ReqState, RespState, Synth};
@@ -73,9 +74,22 @@ pub async fn handle(
     let (parts, body) = req.into_parts();
     let mut headers = parts.headers;
     lacquer_cache_semantics::strip_connection_headers(&mut headers);
-    let host = host_of(&headers, &parts.uri);
-    if !headers.contains_key(header::HOST)
-        && let Ok(v) = HeaderValue::from_str(&host)
+    // One host for the cache key and the backend (RFC 9112 §3.2): the
+    // target's authority, else the single Host field.
+    let host = match request_host(parts.version, &headers, &parts.uri) {
+        Ok(h) => h,
+        Err((reason, message)) => {
+            shared.metrics.request_refused(reason);
+            shared
+                .metrics
+                .request(State::Synth, start.elapsed().as_secs_f64());
+            tracing::info!(client = %peer, reason, "refused request: {message}");
+            return bad_request(&message);
+        }
+    };
+    headers.remove(header::HOST);
+    if let Ok(v) = HeaderValue::from_str(&host)
+        && !host.is_empty()
     {
         headers.insert(header::HOST, v);
     }
@@ -163,7 +177,7 @@ impl Cx {
                 return self.gateway_timeout().await;
             }
             match found {
-                Lookup::Hit(o) => return self.deliver_object(&o, State::Hit).await,
+                Lookup::Hit(o) => return self.deliver_object(&o, State::Hit, None).await,
                 Lookup::Stale { obj, refresh } => {
                     if let Some(guard) = refresh {
                         let mut bg = Cx {
@@ -180,7 +194,7 @@ impl Cx {
                             bg.fetch(Mode::Miss(guard), None).await;
                         });
                     }
-                    return self.deliver_object(&obj, State::Stale).await;
+                    return self.deliver_object(&obj, State::Stale, None).await;
                 }
                 Lookup::Wait(mut rx) => {
                     let outcome = loop {
@@ -237,18 +251,30 @@ impl Cx {
     }
 
     /// Deliver a cached object, answering the client's conditionals (304/412)
-    /// and byte ranges (206/416) from it.
+    /// and byte ranges (206/416) from it. `reader`, when given, is a reader
+    /// of its body made earlier (the first client of a filling object).
     pub async fn deliver_object(
         &mut self,
         o: &Arc<Object>,
         state: State,
+        reader: Option<ProxyBody>,
     ) -> (Response<ProxyBody>, State) {
         let mut headers = o.headers.clone();
         let age = o.age();
         headers.insert(header::AGE, cs::age_header_value(age));
         let head = self.rs.method == Method::HEAD;
         let mut status = o.status;
-        let mut body = if head { empty() } else { o.body.reader() };
+        // The host frames what it sends: a complete body's length is known.
+        if let Some(len) = o.body.complete_len()
+            && o.status != StatusCode::NO_CONTENT
+        {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        }
+        let mut body = match reader {
+            _ if head => empty(),
+            Some(r) => r,
+            None => o.body.reader(),
+        };
         match cs::evaluate_conditionals(&self.rs.method, &self.rs.headers, o.status, &o.headers) {
             cs::Conditional::NotModified => {
                 status = StatusCode::NOT_MODIFIED;
@@ -268,8 +294,7 @@ impl Cx {
             }
             cs::Conditional::None => {
                 if o.status == StatusCode::OK && self.rs.method == Method::GET {
-                    if let Some(whole) = o.body.whole() {
-                        let len = whole.len() as u64;
+                    if let Some(len) = o.body.complete_len() {
                         let d = cs::range(&self.rs.headers, len, &o.headers);
                         if let Some(cr) = d.content_range(len) {
                             headers.insert(header::CONTENT_RANGE, cr);
@@ -277,11 +302,14 @@ impl Cx {
                         match d {
                             cs::RangeDecision::Full => {}
                             cs::RangeDecision::Partial { start, end } => {
-                                status = StatusCode::PARTIAL_CONTENT;
-                                let part = whole.slice(start as usize..end as usize + 1);
-                                headers
-                                    .insert(header::CONTENT_LENGTH, HeaderValue::from(part.len()));
-                                body = full(part);
+                                if let Some(part) = o.body.slice(start, end) {
+                                    status = StatusCode::PARTIAL_CONTENT;
+                                    headers.insert(
+                                        header::CONTENT_LENGTH,
+                                        HeaderValue::from(end - start + 1),
+                                    );
+                                    body = BodyBuf::of_chunks(part);
+                                }
                             }
                             cs::RangeDecision::Unsatisfiable => {
                                 status = StatusCode::RANGE_NOT_SATISFIABLE;
@@ -415,6 +443,16 @@ impl Cx {
         *r.headers_mut() = headers;
         (r, State::Synth)
     }
+}
+
+/// A 400 for a request the host refuses before any plugin sees it.
+fn bad_request(message: &str) -> Response<ProxyBody> {
+    let mut r = Response::new(full(format!("400 Bad Request\n{message}\n")));
+    *r.status_mut() = StatusCode::BAD_REQUEST;
+    *r.headers_mut() = text_headers();
+    r.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r
 }
 
 /// `Content-Type: text/plain` and `Cache-Control: no-store`.

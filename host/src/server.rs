@@ -10,9 +10,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use parking_lot::Mutex;
 use serde::Serialize;
 use tokio::net::TcpListener;
@@ -21,11 +18,12 @@ use tokio::sync::watch;
 use crate::backend::{Backends, FetchFailure, HealthRegistry};
 use crate::cache::Cache;
 use crate::config::{Config, ConfigError, PluginSource};
+use crate::listener::{Role, describe};
 use crate::metrics::Metrics;
 use crate::plugin::host_api::PluginEnv;
 use crate::plugin::kv::KvStore;
 use crate::plugin::runtime::LoadedPlugin;
-use crate::plugin::{Chain, PluginError, builtin_bytes};
+use crate::plugin::{Chain, LogBudget, PluginError, builtin_bytes};
 
 /// Recent fetch failures kept for `GET /fetch-errors`.
 const RECENT_ERRORS: usize = 200;
@@ -153,6 +151,9 @@ pub struct Shared {
     reload_lock: tokio::sync::Mutex<()>,
     /// When the server started.
     pub started: Instant,
+    /// The address the admin listener is bound to: the token rule follows
+    /// the socket, whatever a reloaded config says.
+    pub admin_bound: std::sync::OnceLock<SocketAddr>,
 }
 
 impl Shared {
@@ -162,6 +163,7 @@ impl Shared {
         let cache = Cache::new(
             config.cache.memory.0,
             config.cache.max_variants,
+            config.cache.max_bans,
             metrics.clone(),
         );
         Arc::new(Shared {
@@ -185,6 +187,7 @@ impl Shared {
             instance: rand::random(),
             reload_lock: tokio::sync::Mutex::new(()),
             started: Instant::now(),
+            admin_bound: std::sync::OnceLock::new(),
         })
     }
 
@@ -232,12 +235,14 @@ impl Shared {
                     })?
                     .into(),
             };
+            let metrics = self.metrics.plugin(&name);
             let env = Arc::new(PluginEnv {
                 name: name.as_str().into(),
                 debug_headers: config.debug_headers,
                 kv: self.kv.namespace(&name),
                 backends: backends.clone(),
                 cache: self.cache.clone(),
+                log: LogBudget::new(metrics.log_dropped.clone()),
             });
             let loaded = LoadedPlugin::load(
                 p,
@@ -245,7 +250,7 @@ impl Shared {
                 env,
                 config.runtime.recycle_after,
                 config.runtime.cache_dir.as_deref(),
-                self.metrics.plugin(&name),
+                metrics,
             )
             .await?;
             plugins.push(Arc::new(loaded));
@@ -258,6 +263,38 @@ impl Shared {
         })
     }
 
+    /// A config may drop the admin token only if the admin socket actually
+    /// bound is loopback: listen addresses change on restart, not on reload.
+    fn check_admin_token(&self, cfg: &Config) -> Result<(), ConfigError> {
+        match self.admin_bound.get() {
+            Some(a) if !a.ip().is_loopback() && cfg.admin_token.is_none() => {
+                Err(ConfigError::Invalid {
+                    file: cfg.source.clone(),
+                    key: "admin.token".into(),
+                    cause: format!(
+                        "required: the admin listener is bound to {a}, which is not loopback (a new admin.listen takes effect on restart)"
+                    ),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Drop expired plugin state and retire bans; publish the gauges that
+    /// are read rather than counted (called every few seconds).
+    pub fn maintain(&self) {
+        self.cache.sweep();
+        self.kv.sweep();
+        self.publish_gauges();
+    }
+
+    /// Bring the scrape-time gauges (kv namespaces) up to date.
+    pub fn publish_gauges(&self) {
+        for (plugin, ns) in self.kv.namespaces() {
+            self.metrics.kv(&plugin, ns.bytes(), ns.refusals());
+        }
+    }
+
     /// Re-read the config and plugins; swap only if everything loads.
     pub async fn reload(self: &Arc<Self>) -> Result<u64, ServeError> {
         let _one_at_a_time = self.reload_lock.lock().await;
@@ -265,6 +302,7 @@ impl Shared {
         let me = self.clone();
         let built = tokio::task::spawn_blocking(move || {
             let cfg = me.source.load()?;
+            me.check_admin_token(&cfg)?;
             let n = me.generation.load().number + 1;
             // Compiling is CPU work: keep it off the async workers.
             tokio::runtime::Handle::current().block_on(me.build(cfg, n))
@@ -330,11 +368,11 @@ impl Server {
             cause,
         })?;
         let (stop, stop_rx) = watch::channel(false);
-        let mut tasks = vec![tokio::spawn(serve(
+        let mut tasks = vec![tokio::spawn(crate::listener::serve(
             listener,
             shared.clone(),
             stop_rx.clone(),
-            false,
+            Role::Proxy,
         ))];
         let admin_addr = match admin_listen {
             Some(a) => {
@@ -342,11 +380,12 @@ impl Server {
                 let local = l
                     .local_addr()
                     .map_err(|cause| ServeError::Bind { addr: a, cause })?;
-                tasks.push(tokio::spawn(serve(
+                let _ = shared.admin_bound.set(local);
+                tasks.push(tokio::spawn(crate::listener::serve(
                     l,
                     shared.clone(),
                     stop_rx.clone(),
-                    true,
+                    Role::Admin,
                 )));
                 Some(local)
             }
@@ -361,13 +400,16 @@ impl Server {
                     _ = t.tick() => {}
                     _ = sweep_stop.changed() => return,
                 }
+                // Sweeping checks objects against bans: off the async workers.
                 match sweeper.upgrade() {
-                    Some(s) => s.cache.sweep(),
+                    Some(s) => {
+                        let _ = tokio::task::spawn_blocking(move || s.maintain()).await;
+                    }
                     None => return,
                 }
             }
         }));
-        tracing::info!(%addr, admin = ?admin_addr, "lacquer serving");
+        tracing::info!(%addr, admin = %describe(admin_addr), "lacquer serving");
         Ok(Server {
             shared,
             addr,
@@ -414,51 +456,4 @@ impl Drop for Server {
             t.abort();
         }
     }
-}
-
-async fn serve(
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    mut stop: watch::Receiver<bool>,
-    admin: bool,
-) {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
-    loop {
-        let (stream, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
-            },
-            _ = stop.changed() => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let shared = shared.clone();
-        let svc = service_fn(move |req| {
-            let shared = shared.clone();
-            async move {
-                let resp = if admin {
-                    crate::admin::handle(shared, req).await
-                } else {
-                    crate::proxy::handle(shared, req, peer).await
-                };
-                Ok::<_, std::convert::Infallible>(resp)
-            }
-        });
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), svc)
-            .into_owned();
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!("connection from {peer}: {e}");
-            }
-        });
-    }
-    drop(listener);
-    let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
 }

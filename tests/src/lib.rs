@@ -14,6 +14,11 @@ use hyper::body::{Frame, Incoming};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
+pub mod poll;
+pub mod raw;
+
+pub use poll::wait_until;
+
 /// Paths of the test guest plugins and the example plugin, built by `build.rs`.
 pub mod guests {
     include!(concat!(env!("OUT_DIR"), "/guests.rs"));
@@ -45,6 +50,17 @@ pub struct Reply {
     pub chunk_delay: Duration,
     /// Close the connection without answering.
     pub reset: bool,
+    /// Counts the chunks sent, and notes a client that left before the end.
+    pub progress: Option<Arc<Progress>>,
+}
+
+/// How far an origin's streamed body got.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Chunks handed to the connection.
+    pub chunks: AtomicUsize,
+    /// The client went away before the last chunk.
+    pub aborted: std::sync::atomic::AtomicBool,
 }
 
 impl Reply {
@@ -61,6 +77,7 @@ impl Reply {
             delay: Duration::ZERO,
             chunk_delay: Duration::ZERO,
             reset: false,
+            progress: None,
         }
     }
     /// Add a header.
@@ -110,6 +127,7 @@ impl Recorder {
         let mut r = Response::new(StreamBody::new(futures_stream(
             reply.chunks,
             reply.chunk_delay,
+            reply.progress,
         )));
         *r.status_mut() = StatusCode::from_u16(reply.status).unwrap();
         for (k, v) in &reply.headers {
@@ -174,15 +192,25 @@ impl Drop for Origin {
 type ChunkStream =
     std::pin::Pin<Box<dyn futures_core::Stream<Item = Result<Frame<Bytes>, Infallible>> + Send>>;
 
-fn futures_stream(chunks: Vec<Bytes>, delay: Duration) -> ChunkStream {
+fn futures_stream(
+    chunks: Vec<Bytes>,
+    delay: Duration,
+    progress: Option<Arc<Progress>>,
+) -> ChunkStream {
     let (tx, rx) = tokio::sync::mpsc::channel(1);
     tokio::spawn(async move {
         for (i, c) in chunks.into_iter().enumerate() {
-            if i > 0 {
+            if i > 0 && !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
             if tx.send(Ok(Frame::data(c))).await.is_err() {
+                if let Some(p) = &progress {
+                    p.aborted.store(true, Ordering::SeqCst);
+                }
                 return;
+            }
+            if let Some(p) = &progress {
+                p.chunks.fetch_add(1, Ordering::SeqCst);
             }
         }
     });
@@ -331,6 +359,18 @@ impl Lacquer {
             .await
     }
 
+    /// GET through the proxy, returning as soon as the response head
+    /// arrives: the body is read (or dropped) by the caller.
+    pub async fn stream(&self, path: &str) -> Response<Incoming> {
+        let req = Request::get(format!("http://{}{path}", self.server.addr()))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(30), self.client.request(req))
+            .await
+            .expect("proxy answers within 30 s")
+            .expect("request succeeds")
+    }
+
     /// GET through the proxy.
     pub async fn get(&self, path: &str) -> Got {
         self.request("GET", path, &[], "").await
@@ -340,6 +380,22 @@ impl Lacquer {
     pub async fn admin(&self, method: &str, path: &str, body: &str) -> Got {
         let addr = self.server.admin_addr().expect("admin listener configured");
         self.send(addr, method, path, &[], body).await
+    }
+
+    /// Send a request to the admin listener (on 127.0.0.1 when it is bound
+    /// to every address) with extra headers, e.g. `authorization`.
+    pub async fn admin_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Got {
+        let mut addr = self.server.admin_addr().expect("admin listener configured");
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        self.send(addr, method, path, headers, body).await
     }
 
     async fn send(

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use lacquer_tests::{Lacquer, Origin, ParkedPort, Reply, Tried, dead_addr, log_lines};
+use lacquer_tests::{Lacquer, Origin, ParkedPort, Reply, Tried, dead_addr, log_lines, wait_until};
 
 /// Client-side bound on any single exchange in these tests.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(20);
@@ -52,8 +52,13 @@ async fn get(l: &Lacquer, path: &str) -> Tried {
 
 /// A 503 from error-pages for `kind` on `backend` (debug headers are on).
 fn assert_branded_503(t: &Tried, kind: &str, backend: &str) {
+    assert_branded(t, 503, kind, backend);
+}
+
+/// An error-pages HTML page with this status naming the kind and backend.
+fn assert_branded(t: &Tried, status: u16, kind: &str, backend: &str) {
     let g = &t.got;
-    assert_eq!(g.status, 503, "{:?} {}", g.headers, g.text());
+    assert_eq!(g.status, status, "{:?} {}", g.headers, g.text());
     assert!(
         g.header("content-type").starts_with("text/html"),
         "{:?}",
@@ -76,22 +81,6 @@ fn assert_logged(backend: &str, kind: &str) {
             .any(|l| l.contains(&format!("kind=\"{kind}\"")) && l.contains("failed")),
         "no log line for backend={backend} kind={kind}: {lines:#?}"
     );
-}
-
-/// Poll `cond` every 20 ms until it holds or `limit` passes; returns the time taken.
-async fn wait_until<F, Fut>(limit: Duration, what: &str, mut cond: F) -> Duration
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    loop {
-        if cond().await {
-            return start.elapsed();
-        }
-        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 // ---- Failure kinds ----
@@ -258,8 +247,8 @@ async fn garbage_from_the_origin_is_a_protocol_error() {
     let (addr, _task) = raw_origin(b"SPEAKING GOPHER TODAY\r\n\r\n", false).await;
     let l = start(&[backend("garbage", &format!("http://{addr}"), "")]).await;
     let t = get(&l, "/g").await;
-    assert_branded_503(&t, "protocol-error", "garbage");
-    println!("MEASURE protocol-error: 503 in {:?}", t.elapsed);
+    assert_branded(&t, 502, "protocol-error", "garbage");
+    println!("MEASURE protocol-error: 502 in {:?}", t.elapsed);
     assert!(t.elapsed < CONNECT_TIMEOUT / 2);
     assert_eq!(l.fetch_failures("garbage", "protocol-error").await, 1.0);
     assert_logged("garbage", "protocol-error");

@@ -4,6 +4,7 @@
 //! byte budget enforced with CLOCK eviction (an approximation of LRU that
 //! needs no lock on hits).
 
+pub mod ban;
 pub mod body;
 pub mod policy;
 
@@ -19,6 +20,8 @@ use tokio::sync::watch;
 
 use lacquer_cache_semantics as cs;
 
+pub use self::ban::Ban;
+use self::ban::Bans;
 use self::body::BodyBuf;
 use crate::backend::FetchFailure;
 use crate::metrics::Metrics;
@@ -57,6 +60,8 @@ pub struct Object {
     in_cache: AtomicBool,
     size: AtomicI64,
     key: Key,
+    /// The newest ban this object is known to survive.
+    ban_checked: AtomicU64,
 }
 
 impl std::ops::Deref for Object {
@@ -145,35 +150,6 @@ pub struct NewObject {
     pub url: Arc<str>,
 }
 
-/// A ban: objects stored before it whose host and URL match are invalid.
-pub struct Ban {
-    at: Instant,
-    host: Option<String>,
-    url: regex_lite::Regex,
-    /// The pattern as given.
-    pub pattern: String,
-}
-
-impl Ban {
-    /// A ban on URLs (path and query) matching `pattern`, for one host or all.
-    pub fn new(host: Option<&str>, pattern: &str) -> Result<Ban, String> {
-        let url = regex_lite::Regex::new(pattern)
-            .map_err(|e| format!("invalid url pattern {pattern:?}: {e}"))?;
-        Ok(Ban {
-            at: Instant::now(),
-            host: host.filter(|h| !h.is_empty()).map(str::to_ascii_lowercase),
-            url,
-            pattern: pattern.into(),
-        })
-    }
-
-    fn hits(&self, o: &Object) -> bool {
-        o.created <= self.at
-            && self.host.as_deref().is_none_or(|h| h == &*o.host)
-            && self.url.is_match(&o.url)
-    }
-}
-
 /// What became of a coalesced fetch.
 #[derive(Debug, Clone)]
 pub enum Outcome {
@@ -259,22 +235,32 @@ pub struct Cache {
     budget: i64,
     max_variants: usize,
     clock: Mutex<VecDeque<Weak<Object>>>,
-    bans: parking_lot::RwLock<Vec<Arc<Ban>>>,
+    bans: Bans,
     /// Longest life (ttl + grace + keep) of any object stored: bans older than this are dropped.
     max_life: Mutex<Duration>,
     metrics: Arc<Metrics>,
 }
 
 impl Cache {
-    /// An empty cache with a byte budget.
-    pub fn new(budget: u64, max_variants: usize, metrics: Arc<Metrics>) -> Arc<Self> {
+    /// An empty cache with a byte budget, at most `max_variants` per key
+    /// and `max_bans` active bans.
+    pub fn new(
+        budget: u64,
+        max_variants: usize,
+        max_bans: usize,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             map: DashMap::new(),
             bytes: AtomicI64::new(0),
             budget: budget as i64,
             max_variants,
             clock: Mutex::new(VecDeque::new()),
-            bans: parking_lot::RwLock::new(Vec::new()),
+            bans: Bans::new(
+                max_bans,
+                metrics.cache_bans.clone(),
+                metrics.cache_bans_refused.clone(),
+            ),
             max_life: Mutex::new(Duration::ZERO),
             metrics,
         })
@@ -305,15 +291,13 @@ impl Cache {
             busy: None,
         });
         let mut dead = Vec::new();
-        let bans = self.bans.read();
         slot.variants.retain(|o| {
-            let keep = !o.dead() && !bans.iter().any(|b| b.hits(o));
+            let keep = !o.dead() && !self.banned(o);
             if !keep {
                 dead.push(o.clone());
             }
             keep
         });
-        drop(bans);
         let found = slot
             .variants
             .iter()
@@ -386,10 +370,13 @@ impl Cache {
                 .iter()
                 .map(|(k, v)| k.as_str().len() + v.len() + 32)
                 .sum::<usize>() as i64
-            + n.body.whole().map_or(0, |b| b.len() as i64);
+            + n.body.complete_len().map_or(0, |l| l as i64);
+        // Read before `created`: a ban added in between is still checked.
+        let ban_checked = AtomicU64::new(self.bans.newest());
         let obj = Arc::new(Object {
             stored: n,
             created: Instant::now(),
+            ban_checked,
             hits: AtomicU64::new(0),
             expired: AtomicBool::new(false),
             referenced: AtomicBool::new(false),
@@ -482,20 +469,19 @@ impl Cache {
         live.len()
     }
 
-    /// Add a ban (evaluated lazily at lookup, and by the periodic sweep).
-    pub fn ban(&self, ban: Ban) -> usize {
-        let mut b = self.bans.write();
-        b.push(Arc::new(ban));
-        b.len()
+    /// Add a ban (evaluated lazily at lookup, and by the periodic sweep);
+    /// the number active, or why it was refused (`[cache] max_bans`).
+    pub fn ban(&self, ban: Ban) -> Result<usize, String> {
+        self.bans.add(ban)
     }
 
     /// Active bans: (host, pattern, seconds old).
     pub fn bans(&self) -> Vec<(Option<String>, String, u64)> {
-        self.bans
-            .read()
-            .iter()
-            .map(|b| (b.host.clone(), b.pattern.clone(), b.at.elapsed().as_secs()))
-            .collect()
+        self.bans.list()
+    }
+
+    fn banned(&self, o: &Object) -> bool {
+        !o.hfm && self.bans.banned(&o.ban_checked, &o.host, &o.url, o.created)
     }
 
     /// Account for an object leaving the cache (once).
@@ -540,23 +526,26 @@ impl Cache {
         }
     }
 
-    /// Drop dead objects and empty slots (called periodically).
+    /// Drop dead and banned objects and empty slots, then retire the bans
+    /// every object has been checked against (called periodically).
     pub fn sweep(&self) {
-        // A ban older than any object's whole life can match nothing any more.
         let max_life = *self.max_life.lock();
-        self.bans.write().retain(|b| b.at.elapsed() <= max_life);
-        let bans: Vec<_> = self.bans.read().clone();
+        let mut oldest = self.bans.newest();
         let mut dead = Vec::new();
         self.map.retain(|_, s| {
             s.variants.retain(|o| {
-                let d = o.dead() || bans.iter().any(|b| b.hits(o));
+                let d = o.dead() || self.banned(o);
                 if d {
                     dead.push(o.clone());
+                } else if !o.hfm {
+                    oldest = oldest.min(o.ban_checked.load(Ordering::Acquire));
                 }
                 !d
             });
             !(s.variants.is_empty() && s.busy.is_none())
         });
+        // A ban older than any object's whole life can match nothing any more.
+        self.bans.retire(oldest, max_life);
         for o in dead {
             self.forget(&o);
         }

@@ -10,7 +10,8 @@ use http::{HeaderMap, StatusCode};
 use wasmtime::component::Resource;
 
 use super::bindings::types::{self, HookSet};
-use super::host_api::{ReqState, RespState, header_pair};
+use super::host_api::{ReqState, RespState};
+use super::limits;
 use super::runtime::LoadedPlugin;
 use super::{Fault, FaultKind, Hook};
 use crate::config::OnError;
@@ -165,9 +166,11 @@ impl Chain {
                 Self::admit(p, hook)?;
                 let mut c = p.begin(hook, req, None).await?;
                 let (b, s) = c.parts();
-                let out = b
-                    .lacquer_plugin_hooks()
-                    .call_on_recv(s, Resource::new_borrow(0))
+                let out = p
+                    .bounded(
+                        b.lacquer_plugin_hooks()
+                            .call_on_recv(s, Resource::new_borrow(0)),
+                    )
                     .await;
                 Ok(match p.end(hook, c, req, None, out)? {
                     types::RecvAction::Continue => None,
@@ -201,14 +204,13 @@ impl Chain {
                 Self::admit(p, hook)?;
                 let mut c = p.begin(hook, req, Some(resp)).await?;
                 let (b, s) = c.parts();
-                let out = b
-                    .lacquer_plugin_hooks()
-                    .call_on_backend_response(
+                let out = p
+                    .bounded(b.lacquer_plugin_hooks().call_on_backend_response(
                         s,
                         Resource::new_borrow(0),
                         Resource::new_borrow(0),
                         &current,
-                    )
+                    ))
                     .await;
                 Ok(match p.end(hook, c, req, Some(resp), out)? {
                     types::BackendResponseAction::Continue(next) => {
@@ -244,9 +246,13 @@ impl Chain {
                 Self::admit(p, hook)?;
                 let mut c = p.begin(hook, req, None).await?;
                 let (b, s) = c.parts();
-                let out = b
-                    .lacquer_plugin_hooks()
-                    .call_on_fetch_error(s, Resource::new_borrow(0), error, stale_available)
+                let out = p
+                    .bounded(b.lacquer_plugin_hooks().call_on_fetch_error(
+                        s,
+                        Resource::new_borrow(0),
+                        error,
+                        stale_available,
+                    ))
                     .await;
                 Ok(match p.end(hook, c, req, None, out)? {
                     types::FetchErrorAction::Continue => None,
@@ -281,9 +287,13 @@ impl Chain {
                 Self::admit(p, hook)?;
                 let mut c = p.begin(hook, req, Some(resp)).await?;
                 let (b, s) = c.parts();
-                let out = b
-                    .lacquer_plugin_hooks()
-                    .call_on_deliver(s, Resource::new_borrow(0), Resource::new_borrow(0), info)
+                let out = p
+                    .bounded(b.lacquer_plugin_hooks().call_on_deliver(
+                        s,
+                        Resource::new_borrow(0),
+                        Resource::new_borrow(0),
+                        info,
+                    ))
                     .await;
                 Ok(match p.end(hook, c, req, Some(resp), out)? {
                     types::DeliverAction::Continue => None,
@@ -335,19 +345,16 @@ fn invalid(message: String) -> Fault {
 }
 
 fn synth(s: types::SynthResponse) -> Result<Synth, Fault> {
-    let status = StatusCode::from_u16(s.status)
-        .map_err(|_| invalid(format!("synthetic status {} is not valid", s.status)))?;
+    let status =
+        limits::final_status(s.status).map_err(|e| invalid(format!("synthetic response: {e}")))?;
     if s.body.len() > MAX_SYNTH_BODY {
         return Err(invalid(format!(
             "synthetic body of {} bytes exceeds the {MAX_SYNTH_BODY}-byte limit",
             s.body.len()
         )));
     }
-    let mut headers = HeaderMap::with_capacity(s.headers.len());
-    for (n, v) in &s.headers {
-        let (n, v) = header_pair(n, v).map_err(|e| invalid(format!("synthetic response: {e}")))?;
-        headers.append(n, v);
-    }
+    let headers = limits::synth_headers(&s.headers)
+        .map_err(|e| invalid(format!("synthetic response: {e}")))?;
     Ok(Synth {
         status,
         headers,

@@ -4,14 +4,21 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use http::header::{HeaderName, HeaderValue};
+use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, StatusCode, Uri};
 use wasmtime::component::{Resource, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::lacquer::plugin::{host, types};
 use super::kv::Namespace;
+use super::limits::{self, MAX_METHOD_BYTES, MAX_URL_BYTES};
+use super::log::LogBudget;
 use super::stdio::LogPipe;
+
+/// Most cache-key inputs a request may have.
+pub const MAX_KEY_INPUTS: usize = 32;
+/// Longest cache-key input: 1 KiB.
+pub const MAX_KEY_INPUT_BYTES: usize = 1024;
 
 /// Host-side type behind the WIT `request` resource. The handle carries no
 /// data: methods act on the request of the call in progress.
@@ -58,6 +65,23 @@ impl Default for ReqState {
             backend: None,
             key_inputs: Vec::new(),
         }
+    }
+}
+
+impl ReqState {
+    /// Set (or append) a header field within the limits of
+    /// [`limits::set_field`]. `Host` is one field, never two: setting it
+    /// changes the host the cache key and the backend see (checked like a
+    /// client's, see [`crate::http_util::parse_host`]).
+    pub fn set_header(&mut self, name: &str, value: &str, append: bool) -> Result<(), String> {
+        if name.eq_ignore_ascii_case("host") {
+            let host = crate::http_util::parse_host(value)?;
+            let v = HeaderValue::from_str(&host).map_err(|_| format!("invalid host {host:?}"))?;
+            self.headers.insert(header::HOST, v);
+            self.host = host;
+            return Ok(());
+        }
+        limits::set_field(&mut self.headers, name, value, append)
     }
 }
 
@@ -111,6 +135,8 @@ pub struct PluginEnv {
     pub backends: Arc<dyn BackendLookup>,
     /// The cache, for `invalidate`.
     pub cache: Arc<crate::cache::Cache>,
+    /// The plugin's log allowance.
+    pub log: LogBudget,
 }
 
 /// The data of one instance's store.
@@ -124,6 +150,24 @@ pub struct StoreState {
     pub(crate) req: ReqState,
     /// The response of the call in progress, if the hook has one.
     pub(crate) resp: RespState,
+    /// The first output the host refused during the call in progress: the
+    /// call then ends in an `invalid-output` fault.
+    pub(crate) violation: Option<String>,
+    /// Bytes logged during the call in progress.
+    pub(crate) logged: usize,
+}
+
+impl StoreState {
+    /// Remember a refused output (the first one names the fault) and hand
+    /// the refusal back to the guest.
+    fn refuse<T>(&mut self, r: Result<T, String>) -> Result<T, String> {
+        if let Err(e) = &r
+            && self.violation.is_none()
+        {
+            self.violation = Some(e.clone());
+        }
+        r
+    }
 }
 
 impl WasiView for StoreState {
@@ -133,18 +177,6 @@ impl WasiView for StoreState {
             table: &mut self.table,
         }
     }
-}
-
-/// Check a header field a plugin wants to set.
-pub fn header_pair(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), String> {
-    let n = HeaderName::from_bytes(name.as_bytes())
-        .map_err(|_| format!("invalid header name {name:?}"))?;
-    let v = HeaderValue::from_str(value).map_err(|_| {
-        format!(
-            "invalid value for header {name} (control characters such as CR/LF are not allowed)"
-        )
-    })?;
-    Ok((n, v))
 }
 
 fn get(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -167,18 +199,11 @@ fn names(headers: &HeaderMap) -> Vec<String> {
     headers.keys().map(|k| k.as_str().to_owned()).collect()
 }
 
-fn set(headers: &mut HeaderMap, name: &str, value: &str, append: bool) -> Result<(), String> {
-    let (n, v) = header_pair(name, value)?;
-    if append {
-        headers.append(n, v);
-    } else {
-        headers.insert(n, v);
-    }
-    Ok(())
-}
-
+/// Remove a field; framing fields are the host's and stay.
 fn remove(headers: &mut HeaderMap, name: &str) {
-    if let Ok(n) = HeaderName::from_bytes(name.as_bytes()) {
+    if let Ok(n) = HeaderName::from_bytes(name.as_bytes())
+        && !limits::is_framing(&n)
+    {
         headers.remove(n);
     }
 }
@@ -190,8 +215,13 @@ impl types::HostRequest for StoreState {
         self.req.method.as_str().to_owned()
     }
     fn set_method(&mut self, _: Resource<RequestHandle>, method: String) -> Result<(), String> {
-        self.req.method = Method::from_bytes(method.as_bytes())
-            .map_err(|_| format!("invalid method {method:?}"))?;
+        let m = if method.len() > MAX_METHOD_BYTES {
+            Err(format!("method longer than {MAX_METHOD_BYTES} bytes"))
+        } else {
+            Method::from_bytes(method.as_bytes())
+                .map_err(|_| format!("invalid method {:?}", limits::clip(&method)))
+        };
+        self.req.method = self.refuse(m)?;
         Ok(())
     }
     fn url(&mut self, _: Resource<RequestHandle>) -> String {
@@ -202,12 +232,15 @@ impl types::HostRequest for StoreState {
             .to_owned()
     }
     fn set_url(&mut self, _: Resource<RequestHandle>, url: String) -> Result<(), String> {
-        if !url.starts_with('/') {
-            return Err(format!("url must start with '/': {url:?}"));
-        }
-        self.req.uri = url
-            .parse()
-            .map_err(|e| format!("invalid url {url:?}: {e}"))?;
+        let uri = if url.len() > MAX_URL_BYTES {
+            Err(format!("url longer than {MAX_URL_BYTES} bytes"))
+        } else if !url.starts_with('/') {
+            Err(format!("url must start with '/': {:?}", limits::clip(&url)))
+        } else {
+            url.parse::<Uri>()
+                .map_err(|e| format!("invalid url {:?}: {e}", limits::clip(&url)))
+        };
+        self.req.uri = self.refuse(uri)?;
         Ok(())
     }
     fn host(&mut self, _: Resource<RequestHandle>) -> String {
@@ -228,7 +261,8 @@ impl types::HostRequest for StoreState {
         name: String,
         value: String,
     ) -> Result<(), String> {
-        set(&mut self.req.headers, &name, &value, false)
+        let r = self.req.set_header(&name, &value, false);
+        self.refuse(r)
     }
     fn append_header(
         &mut self,
@@ -236,7 +270,8 @@ impl types::HostRequest for StoreState {
         name: String,
         value: String,
     ) -> Result<(), String> {
-        set(&mut self.req.headers, &name, &value, true)
+        let r = self.req.set_header(&name, &value, true);
+        self.refuse(r)
     }
     fn remove_header(&mut self, _: Resource<RequestHandle>, name: String) {
         remove(&mut self.req.headers, &name)
@@ -258,9 +293,19 @@ impl types::HostRequest for StoreState {
         self.req.backend.clone()
     }
     fn add_cache_key(&mut self, _: Resource<RequestHandle>, data: String) {
-        if self.req.key_inputs.len() < 32 {
+        let r = if self.req.key_inputs.len() >= MAX_KEY_INPUTS {
+            Err(format!(
+                "at most {MAX_KEY_INPUTS} cache-key inputs per request"
+            ))
+        } else if data.len() > MAX_KEY_INPUT_BYTES {
+            Err(format!(
+                "cache-key input longer than {MAX_KEY_INPUT_BYTES} bytes"
+            ))
+        } else {
             self.req.key_inputs.push(data);
-        }
+            Ok(())
+        };
+        let _ = self.refuse(r);
     }
     fn drop(&mut self, _: Resource<RequestHandle>) -> wasmtime::Result<()> {
         Ok(())
@@ -272,8 +317,7 @@ impl types::HostResponse for StoreState {
         self.resp.status.as_u16()
     }
     fn set_status(&mut self, _: Resource<ResponseHandle>, status: u16) -> Result<(), String> {
-        self.resp.status =
-            StatusCode::from_u16(status).map_err(|_| format!("invalid status {status}"))?;
+        self.resp.status = self.refuse(limits::final_status(status))?;
         Ok(())
     }
     fn header(&mut self, _: Resource<ResponseHandle>, name: String) -> Option<String> {
@@ -291,7 +335,8 @@ impl types::HostResponse for StoreState {
         name: String,
         value: String,
     ) -> Result<(), String> {
-        set(&mut self.resp.headers, &name, &value, false)
+        let r = limits::set_field(&mut self.resp.headers, &name, &value, false);
+        self.refuse(r)
     }
     fn append_header(
         &mut self,
@@ -299,7 +344,8 @@ impl types::HostResponse for StoreState {
         name: String,
         value: String,
     ) -> Result<(), String> {
-        set(&mut self.resp.headers, &name, &value, true)
+        let r = limits::set_field(&mut self.resp.headers, &name, &value, true);
+        self.refuse(r)
     }
     fn remove_header(&mut self, _: Resource<ResponseHandle>, name: String) {
         remove(&mut self.resp.headers, &name)
@@ -311,14 +357,9 @@ impl types::HostResponse for StoreState {
 
 impl host::Host for StoreState {
     fn log(&mut self, level: types::Level, message: String) {
-        let (p, id) = (&*self.env.name, &*self.req.id);
-        match level {
-            types::Level::Trace => tracing::trace!(plugin = p, req = id, "{message}"),
-            types::Level::Debug => tracing::debug!(plugin = p, req = id, "{message}"),
-            types::Level::Info => tracing::info!(plugin = p, req = id, "{message}"),
-            types::Level::Warn => tracing::warn!(plugin = p, req = id, "{message}"),
-            types::Level::Error => tracing::error!(plugin = p, req = id, "{message}"),
-        }
+        let env = &self.env;
+        env.log
+            .line(&mut self.logged, &env.name, &self.req.id, level, &message);
     }
     fn debug_headers(&mut self) -> bool {
         self.env.debug_headers
@@ -338,6 +379,7 @@ impl host::Host for StoreState {
         self.env.kv.get(&key)
     }
     fn kv_set(&mut self, key: String, value: Vec<u8>, ttl_ms: u64) -> Result<(), String> {
+        // A full namespace is the plugin's business (it is told), not a fault.
         self.env.kv.set(key, value, ttl_ms)
     }
     fn invalidate(
@@ -347,11 +389,14 @@ impl host::Host for StoreState {
         url: String,
     ) -> Result<u32, String> {
         let cache = &self.env.cache;
-        let host = host.to_ascii_lowercase();
+        let host = crate::http_util::normalize_host(&host);
         let n = match how {
             host::Invalidation::Purge => cache.purge(crate::cache::key(&host, &url, &[])),
             host::Invalidation::SoftPurge => cache.soft_purge(crate::cache::key(&host, &url, &[])),
-            host::Invalidation::Ban => cache.ban(crate::cache::Ban::new(Some(&host), &url)?),
+            host::Invalidation::Ban => {
+                // A refused ban (bad pattern, or max_bans active) is told to the plugin.
+                cache.ban(crate::cache::Ban::new(Some(&host), &url)?)?
+            }
         };
         tracing::info!(
             plugin = &*self.env.name,

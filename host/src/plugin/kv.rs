@@ -1,196 +1,433 @@
 //! Shared, bounded, expiring state for plugins: counters, a key-value store
 //! and token buckets, one namespace per plugin name. It lives in the server,
 //! not in a config generation, so it survives reloads.
+//!
+//! A namespace is 16 shards chosen by key hash, each a mutex over a
+//! hash map and an exact expiry index (a B-tree of `(deadline, key)`, one item
+//! per entry). One atomic counter holds the bytes accounted across shards; a
+//! write reserves its cost against the bound before storing, so the bound
+//! holds under concurrency. A write first drops the expired entries of its own
+//! shard (O(log n) each, each entry dropped once); if there is still no room
+//! it is refused at once, without looking at the other shards, whose expired
+//! entries wait for [`Namespace::sweep`]. No code holds two shard locks.
 
+use std::collections::{BTreeSet, HashMap};
+use std::hash::{BuildHasher, RandomState};
+use std::mem::size_of;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::time::Instant;
 
 use dashmap::DashMap;
+use parking_lot::Mutex;
 
-/// Default bound on a namespace's size: 16 MiB of keys and values.
+/// Default bound on a namespace's size: 16 MiB, counted as the memory its
+/// entries take (see [`Namespace::bytes`]), not just key and value lengths.
 pub const DEFAULT_NAMESPACE_BYTES: usize = 16 * 1024 * 1024;
-/// Fixed cost counted for every entry, besides its key and value.
-const ENTRY_OVERHEAD: usize = 64;
+/// Longest key a namespace stores. `set` refuses a longer key with an error;
+/// `counter_add` and `take_token` treat it as a full namespace.
+pub const MAX_KEY_BYTES: usize = 1024;
+const SHARDS: usize = 16;
 /// A bucket untouched for this long is forgotten (it would be full again).
-const BUCKET_IDLE: Duration = Duration::from_secs(600);
+const BUCKET_IDLE_MS: u64 = 600_000;
+/// Memory of one entry besides its key and value allocations: its hash-map
+/// slot and control byte, doubled because a table runs between 7/16 and 7/8
+/// full; and its expiry-index item, doubled because B-tree nodes are between
+/// half and wholly full and carry a header.
+const ENTRY_OVERHEAD: usize =
+    2 * (size_of::<(Arc<str>, Entry)>() + 1) + 2 * size_of::<(u64, Arc<str>)>();
 
-/// All namespaces.
+/// Every plugin's namespace, by plugin name.
 #[derive(Default)]
 pub struct KvStore {
     namespaces: DashMap<String, Arc<Namespace>>,
 }
 
 impl KvStore {
-    /// The namespace of a plugin, made on first use.
+    /// The namespace of a plugin, made on first use with
+    /// [`DEFAULT_NAMESPACE_BYTES`].
     pub fn namespace(&self, plugin: &str) -> Arc<Namespace> {
+        if let Some(ns) = self.namespaces.get(plugin) {
+            return ns.clone();
+        }
         self.namespaces
             .entry(plugin.to_owned())
             .or_insert_with(|| Arc::new(Namespace::new(DEFAULT_NAMESPACE_BYTES)))
             .clone()
+    }
+
+    /// Every namespace made so far (they are never dropped), sorted by plugin
+    /// name.
+    pub fn namespaces(&self) -> Vec<(String, Arc<Namespace>)> {
+        let mut all: Vec<_> = self
+            .namespaces
+            .iter()
+            .map(|e| (e.key().clone(), e.value().clone()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
+    /// Drop the expired entries of every namespace, one shard at a time.
+    pub fn sweep(&self) {
+        for (_, ns) in self.namespaces() {
+            ns.sweep();
+        }
     }
 }
 
 enum Value {
     Bytes(Vec<u8>),
     Counter(i64),
-    Bucket { tokens: f64, at: Instant },
+    /// `at` is a [`Namespace::tick`].
+    Bucket {
+        tokens: f64,
+        at: u64,
+    },
 }
 
 struct Entry {
     value: Value,
-    expires: Instant,
+    /// Deadline as a [`Namespace::tick`]: live while `expires > now`.
+    expires: u64,
 }
 
-/// One plugin's state.
+#[derive(Default)]
+struct Shard {
+    map: HashMap<Arc<str>, Entry>,
+    /// Exactly one `(expires, key)` per entry of `map`, earliest first.
+    expiry: BTreeSet<(u64, Arc<str>)>,
+}
+
+/// Why a write was refused.
+enum Refused {
+    KeyTooLong,
+    TooLarge(usize),
+    Full,
+}
+
+/// One plugin's state, bounded to `max_bytes` of accounted memory.
 pub struct Namespace {
-    map: DashMap<String, Entry>,
+    shards: [Mutex<Shard>; SHARDS],
+    /// Picks the shard; separate from the maps' own hashers so that keys in
+    /// one shard still spread over its table.
+    picker: RandomState,
+    epoch: Instant,
     bytes: AtomicUsize,
     max_bytes: usize,
+    refusals: AtomicU64,
+    /// Expiry-index items looked at, to prove refusals do not scan.
+    #[cfg(test)]
+    examined: AtomicUsize,
+}
+
+/// What the allocator takes for `n` bytes: glibc malloc adds an 8-byte
+/// header, rounds up to 16 and hands out at least 32.
+const fn alloc_size(n: usize) -> usize {
+    if n == 0 {
+        return 0;
+    }
+    let chunk = (n + 8).next_multiple_of(16);
+    if chunk < 32 { 32 } else { chunk }
+}
+
+/// Accounted memory of an entry: overhead, the key's `Arc<str>` (two counts
+/// and the text) and the value's heap buffer.
+fn cost(key_len: usize, value: &Value) -> usize {
+    let key = alloc_size((2 * size_of::<usize>() + key_len).next_multiple_of(8));
+    let value = match value {
+        Value::Bytes(b) => alloc_size(b.capacity()),
+        Value::Counter(_) | Value::Bucket { .. } => 0,
+    };
+    ENTRY_OVERHEAD + key + value
 }
 
 impl Namespace {
     /// An empty namespace bounded to `max_bytes`.
     pub fn new(max_bytes: usize) -> Self {
         Self {
-            map: DashMap::new(),
+            shards: std::array::from_fn(|_| Mutex::default()),
+            picker: RandomState::new(),
+            epoch: Instant::now(),
             bytes: AtomicUsize::new(0),
             max_bytes,
+            refusals: AtomicU64::new(0),
+            #[cfg(test)]
+            examined: AtomicUsize::new(0),
         }
     }
 
-    fn cost(key: &str, value: &Value) -> usize {
-        key.len()
-            + ENTRY_OVERHEAD
-            + match value {
-                Value::Bytes(b) => b.len(),
-                _ => 0,
-            }
+    /// Memory accounted to the entries held (live, or expired and not yet
+    /// dropped): keys, value buffers, and per entry its map slot, index item
+    /// and allocator overhead. Never more than [`Self::max_bytes`].
+    pub fn bytes(&self) -> usize {
+        self.bytes.load(Relaxed)
     }
 
-    /// Make room for `need` bytes: drop expired entries; false if still full.
+    /// The bound given to [`Self::new`], which [`Self::bytes`] never exceeds.
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
+    }
+
+    /// Writes refused so far because the namespace was full, the entry alone
+    /// exceeded the bound, or the key was longer than [`MAX_KEY_BYTES`]
+    /// (including those `counter_add` and `take_token` absorb silently).
+    pub fn refusals(&self) -> u64 {
+        self.refusals.load(Relaxed)
+    }
+
+    /// Drop every expired entry; the server calls this every few seconds, as
+    /// a write only reclaims expired entries of its own shard.
+    pub fn sweep(&self) {
+        self.sweep_at(Instant::now());
+    }
+
+    /// Add to a counter and return the new value. Each call restarts the
+    /// counter's time to live. A full namespace (or a key longer than
+    /// [`MAX_KEY_BYTES`]) counts from `delta`, unstored.
+    pub fn counter_add(&self, key: &str, delta: i64, ttl_ms: u64) -> i64 {
+        self.counter_add_at(key, delta, ttl_ms, Instant::now())
+    }
+
+    /// A live value stored by [`Self::set`] (counters and buckets read as
+    /// none).
+    pub fn get(&self, key: &str) -> Option<Vec<u8>> {
+        self.get_at(key, Instant::now())
+    }
+
+    /// Store a value for `ttl_ms`. On refusal an existing value stays as it
+    /// was; the error says why, e.g. "namespace full (16777216 bytes)".
+    pub fn set(&self, key: String, value: Vec<u8>, ttl_ms: u64) -> Result<(), String> {
+        self.set_at(key, value, ttl_ms, Instant::now())
+    }
+
+    /// Take a token from the bucket `key` filling at `rate` per second up to
+    /// `burst`; `Err(ms)` until one is available (`u64::MAX` for a rate that
+    /// is not positive and finite). A full namespace (or a key longer than
+    /// [`MAX_KEY_BYTES`]) allows: a limiter with nowhere to keep state lets
+    /// traffic through rather than refuse it all; [`Self::refusals`] shows it.
+    pub fn take_token(&self, key: &str, rate: f64, burst: u32) -> Result<(), u64> {
+        self.take_token_at(key, rate, burst, Instant::now())
+    }
+
+    /// Nanoseconds from the namespace's creation to `now`.
+    fn tick(&self, now: Instant) -> u64 {
+        u64::try_from(now.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn shard(&self, key: &str) -> &Mutex<Shard> {
+        &self.shards[(self.picker.hash_one(key) % SHARDS as u64) as usize]
+    }
+
+    fn refuse(&self, why: Refused) -> Refused {
+        self.refusals.fetch_add(1, Relaxed);
+        why
+    }
+
+    /// Account `need` more bytes if they fit under the bound.
     fn reserve(&self, need: usize) -> bool {
-        if self.bytes.load(Ordering::Relaxed) + need <= self.max_bytes {
-            return true;
-        }
-        let now = Instant::now();
-        self.map.retain(|k, e| {
-            let keep = e.expires > now;
-            if !keep {
-                self.bytes
-                    .fetch_sub(Self::cost(k, &e.value), Ordering::Relaxed);
-            }
-            keep
-        });
-        self.bytes.load(Ordering::Relaxed) + need <= self.max_bytes
+        self.bytes
+            .fetch_update(Relaxed, Relaxed, |b| {
+                b.checked_add(need).filter(|&n| n <= self.max_bytes)
+            })
+            .is_ok()
     }
 
-    /// Insert or update `key` with `f`, which sees the live (unexpired) value.
-    fn update<R>(
+    /// Drop the shard's entries whose deadline is at or before `now`.
+    fn expire(&self, shard: &mut Shard, now: u64) {
+        let mut freed = 0;
+        while shard.expiry.first().is_some_and(|(t, _)| *t <= now) {
+            let Some((_, key)) = shard.expiry.pop_first() else {
+                break;
+            };
+            #[cfg(test)]
+            self.examined.fetch_add(1, Relaxed);
+            if let Some(e) = shard.map.remove(&key) {
+                freed += cost(key.len(), &e.value);
+            }
+        }
+        self.bytes.fetch_sub(freed, Relaxed);
+    }
+
+    fn sweep_at(&self, now: Instant) {
+        let now = self.tick(now);
+        for shard in &self.shards {
+            let mut shard = shard.lock();
+            self.expire(&mut shard, now);
+            let len = shard.map.len();
+            if shard.map.capacity() > 4 * len + 64 {
+                shard.map.shrink_to(2 * len);
+            }
+        }
+    }
+
+    /// Store the value `f` makes from the live value of `key` (and the
+    /// current tick), live for `ttl_ms`; `f`'s result unless refused.
+    fn write<R>(
         &self,
         key: &str,
-        ttl: Duration,
-        f: impl FnOnce(Option<&mut Value>) -> (Option<Value>, R),
-    ) -> Result<R, String> {
-        let now = Instant::now();
-        if let Some(mut e) = self.map.get_mut(key) {
-            let live = e.expires > now;
-            let before = Self::cost(key, &e.value);
-            let (new, r) = f(live.then_some(&mut e.value));
-            if let Some(v) = new {
-                let after = Self::cost(key, &v);
-                if after > before && !self.reserve(after - before) {
-                    return Err("namespace full".into());
+        ttl_ms: u64,
+        now: Instant,
+        f: impl FnOnce(Option<&Value>, u64) -> (Value, R),
+    ) -> Result<R, Refused> {
+        if key.len() > MAX_KEY_BYTES {
+            return Err(self.refuse(Refused::KeyTooLong));
+        }
+        let now = self.tick(now);
+        let expires = now.saturating_add(ttl_ms.saturating_mul(1_000_000));
+        let mut guard = self.shard(key).lock();
+        let shard = &mut *guard;
+        // After this every entry left in the shard is live.
+        self.expire(shard, now);
+        let (value, r, old) = match shard.map.get_key_value(key) {
+            Some((k, e)) => {
+                let (value, r) = f(Some(&e.value), now);
+                (
+                    value,
+                    r,
+                    Some((k.clone(), e.expires, cost(key.len(), &e.value))),
+                )
+            }
+            None => {
+                let (value, r) = f(None, now);
+                (value, r, None)
+            }
+        };
+        let new_cost = cost(key.len(), &value);
+        if new_cost > self.max_bytes {
+            return Err(self.refuse(Refused::TooLarge(new_cost)));
+        }
+        let old_cost = old.as_ref().map_or(0, |o| o.2);
+        if new_cost > old_cost && !self.reserve(new_cost - old_cost) {
+            return Err(self.refuse(Refused::Full));
+        }
+        self.bytes
+            .fetch_sub(old_cost.saturating_sub(new_cost), Relaxed);
+        let key = match old {
+            Some((k, old_expires, _)) => {
+                if old_expires != expires {
+                    shard.expiry.remove(&(old_expires, k.clone()));
+                    shard.expiry.insert((expires, k.clone()));
                 }
-                self.bytes.fetch_add(after, Ordering::Relaxed);
-                self.bytes.fetch_sub(before, Ordering::Relaxed);
-                e.value = v;
+                k
             }
-            e.expires = now + ttl;
-            return Ok(r);
-        }
-        let (new, r) = f(None);
-        if let Some(v) = new {
-            let cost = Self::cost(key, &v);
-            if !self.reserve(cost) {
-                return Err("namespace full".into());
+            None => {
+                let k: Arc<str> = Arc::from(key);
+                shard.expiry.insert((expires, k.clone()));
+                k
             }
-            self.bytes.fetch_add(cost, Ordering::Relaxed);
-            if let Some(old) = self.map.insert(
-                key.to_owned(),
-                Entry {
-                    value: v,
-                    expires: now + ttl,
-                },
-            ) {
-                self.bytes
-                    .fetch_sub(Self::cost(key, &old.value), Ordering::Relaxed);
-            }
-        }
+        };
+        shard.map.insert(key, Entry { value, expires });
         Ok(r)
     }
 
-    /// Add to a counter and return the new value (a full namespace counts from 0, unstored).
-    pub fn counter_add(&self, key: &str, delta: i64, ttl_ms: u64) -> i64 {
-        let r = self.update(key, Duration::from_millis(ttl_ms), |v| match v {
-            Some(Value::Counter(c)) => {
-                *c = c.saturating_add(delta);
-                (None, *c)
-            }
-            _ => (Some(Value::Counter(delta)), delta),
-        });
-        r.unwrap_or(delta)
+    fn counter_add_at(&self, key: &str, delta: i64, ttl_ms: u64, now: Instant) -> i64 {
+        let add = |old: Option<&Value>, _| {
+            let c = match old {
+                Some(Value::Counter(c)) => c.saturating_add(delta),
+                _ => delta,
+            };
+            (Value::Counter(c), c)
+        };
+        self.write(key, ttl_ms, now, add).unwrap_or(delta)
     }
 
-    /// A live value.
-    pub fn get(&self, key: &str) -> Option<Vec<u8>> {
-        let e = self.map.get(key)?;
-        match &e.value {
-            Value::Bytes(b) if e.expires > Instant::now() => Some(b.clone()),
+    fn get_at(&self, key: &str, now: Instant) -> Option<Vec<u8>> {
+        if key.len() > MAX_KEY_BYTES {
+            return None;
+        }
+        let now = self.tick(now);
+        let shard = self.shard(key).lock();
+        match shard.map.get(key)? {
+            Entry {
+                value: Value::Bytes(b),
+                expires,
+            } if *expires > now => Some(b.clone()),
             _ => None,
         }
     }
 
-    /// Store a value.
-    pub fn set(&self, key: String, value: Vec<u8>, ttl_ms: u64) -> Result<(), String> {
-        self.update(&key, Duration::from_millis(ttl_ms), |_| {
-            (Some(Value::Bytes(value)), ())
-        })
+    fn set_at(
+        &self,
+        key: String,
+        mut value: Vec<u8>,
+        ttl_ms: u64,
+        now: Instant,
+    ) -> Result<(), String> {
+        value.shrink_to_fit();
+        let max = self.max_bytes;
+        self.write(&key, ttl_ms, now, |_, _| (Value::Bytes(value), ()))
+            .map_err(|why| match why {
+                Refused::KeyTooLong => format!("key longer than {MAX_KEY_BYTES} bytes"),
+                Refused::TooLarge(n) => {
+                    format!("entry of {n} bytes exceeds the namespace bound ({max} bytes)")
+                }
+                Refused::Full => format!("namespace full ({max} bytes)"),
+            })
     }
 
-    /// Take a token; `Err(ms)` until one is available.
-    pub fn take_token(&self, key: &str, rate: f64, burst: u32) -> Result<(), u64> {
+    fn take_token_at(&self, key: &str, rate: f64, burst: u32, now: Instant) -> Result<(), u64> {
         if rate <= 0.0 || !rate.is_finite() {
             return Err(u64::MAX);
         }
         let burst = f64::from(burst.max(1));
-        let now = Instant::now();
-        let r = self.update(key, BUCKET_IDLE, |v| {
-            let (tokens, at) = match v {
-                Some(Value::Bucket { tokens, at }) => (*tokens, *at),
-                _ => (burst, now),
+        let take = |old: Option<&Value>, now: u64| {
+            let tokens = match old {
+                Some(&Value::Bucket { tokens, at }) => {
+                    let secs = now.saturating_sub(at) as f64 / 1e9;
+                    (tokens + secs * rate).min(burst)
+                }
+                _ => burst,
             };
-            let tokens = (tokens + now.duration_since(at).as_secs_f64() * rate).min(burst);
             if tokens >= 1.0 {
-                (
-                    Some(Value::Bucket {
-                        tokens: tokens - 1.0,
-                        at: now,
-                    }),
-                    Ok(()),
-                )
+                let bucket = Value::Bucket {
+                    tokens: tokens - 1.0,
+                    at: now,
+                };
+                (bucket, Ok(()))
             } else {
                 let wait = ((1.0 - tokens) / rate * 1000.0).ceil() as u64;
-                (Some(Value::Bucket { tokens, at: now }), Err(wait.max(1)))
+                (Value::Bucket { tokens, at: now }, Err(wait.max(1)))
             }
-        });
-        r.unwrap_or(Ok(()))
+        };
+        self.write(key, BUCKET_IDLE_MS, now, take).unwrap_or(Ok(()))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::mpsc;
+    use std::thread;
+    use std::time::Duration;
+
+    impl Namespace {
+        fn len(&self) -> usize {
+            self.shards.iter().map(|s| s.lock().map.len()).sum()
+        }
+        fn index_len(&self) -> usize {
+            self.shards.iter().map(|s| s.lock().expiry.len()).sum()
+        }
+    }
+
+    /// Run `f` on a thread; fail (rather than hang) if it takes over 10 s.
+    fn within_10s<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || tx.send(f()));
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("hung (deadlock?) or panicked")
+    }
+
+    fn fill(ns: &Namespace, prefix: &str, len: usize, ttl_ms: u64, now: Instant) -> usize {
+        let mut n = 0;
+        while ns
+            .set_at(format!("{prefix}{n:08}"), vec![7; len], ttl_ms, now)
+            .is_ok()
+        {
+            n += 1;
+        }
+        n
+    }
 
     #[test]
     fn counters_count_and_expire() {
@@ -203,6 +440,23 @@ mod tests {
             1,
             "an expired counter starts again"
         );
+        let t0 = Instant::now();
+        assert_eq!(ns.counter_add_at("c", 1, 1000, t0), 1);
+        assert_eq!(
+            ns.counter_add_at("c", 1, 1000, t0 + Duration::from_millis(900)),
+            2
+        );
+        let later = t0 + Duration::from_millis(1901);
+        assert_eq!(
+            ns.counter_add_at("c", 1, 1000, later),
+            1,
+            "the ttl restarts on each add"
+        );
+        assert_eq!(
+            ns.counter_add("forever", 1, u64::MAX),
+            1,
+            "a huge ttl does not overflow"
+        );
     }
 
     #[test]
@@ -213,13 +467,195 @@ mod tests {
         }
         let wait = ns.take_token("ip", 1.0, 3).unwrap_err();
         assert!((1..=1000).contains(&wait), "{wait}");
+        assert_eq!(ns.take_token("ip", f64::NAN, 3), Err(u64::MAX));
+        let t0 = Instant::now();
+        assert!(ns.take_token_at("t", 1.0, 1, t0).is_ok());
+        assert!(ns.take_token_at("t", 1.0, 1, t0).is_err());
+        assert!(
+            ns.take_token_at("t", 1.0, 1, t0 + Duration::from_secs(1))
+                .is_ok()
+        );
     }
 
     #[test]
     fn namespace_is_bounded() {
         let ns = Namespace::new(1000);
         assert!(ns.set("k".into(), vec![0; 500], 60_000).is_ok());
-        assert!(ns.set("j".into(), vec![0; 600], 60_000).is_err());
+        let err = ns.set("j".into(), vec![0; 600], 60_000).unwrap_err();
+        assert_eq!(err, "namespace full (1000 bytes)");
         assert_eq!(ns.get("k").map(|v| v.len()), Some(500));
+        assert_eq!(ns.refusals(), 1);
+    }
+
+    #[test]
+    fn growing_a_key_in_a_full_namespace_is_refused_without_deadlock() {
+        let (grown, kept) = within_10s(|| {
+            let ns = Namespace::new(64 * 1024);
+            ns.set("grow".into(), vec![1; 10], 60_000).unwrap();
+            assert!(fill(&ns, "k", 10, 60_000, Instant::now()) > 0);
+            (ns.set("grow".into(), vec![2; 4096], 60_000), ns.get("grow"))
+        });
+        assert!(grown.unwrap_err().starts_with("namespace full"));
+        assert_eq!(
+            kept,
+            Some(vec![1; 10]),
+            "a refused set leaves the old value"
+        );
+    }
+
+    #[test]
+    fn refusals_in_a_full_namespace_do_not_scan() {
+        let per = cost(9, &Value::Bytes(vec![0; 8]));
+        let ns = Namespace::new(100_000 * per);
+        let now = Instant::now();
+        assert_eq!(fill(&ns, "k", 8, 60_000, now), 100_000);
+        ns.examined.store(0, Relaxed);
+        for i in 0..10_000 {
+            assert!(
+                ns.set_at(format!("r{i:08}"), vec![0; 8], 60_000, now)
+                    .is_err()
+            );
+            assert_eq!(ns.counter_add_at(&format!("c{i}"), 3, 60_000, now), 3);
+        }
+        // Nothing has expired, so no refusal may look at any other entry.
+        assert_eq!(ns.examined.load(Relaxed), 0);
+        assert_eq!(ns.refusals(), 20_001);
+        assert_eq!(ns.len(), 100_000);
+    }
+
+    #[test]
+    fn expired_entries_make_room() {
+        let ns = Namespace::new(64 * 1024);
+        let t0 = Instant::now();
+        let n = fill(&ns, "old", 32, 1000, t0);
+        assert!(n > 100, "{n}");
+        assert!(
+            ns.set_at("new00000000".into(), vec![1; 32], 60_000, t0)
+                .is_err()
+        );
+        let late = t0 + Duration::from_secs(2);
+        assert_eq!(
+            ns.get_at("old00000000", late),
+            None,
+            "expired entries are invisible"
+        );
+        // A new key in a shard holding an expired entry (at least "old00000000").
+        let new = (0..)
+            .map(|i| format!("new{i}"))
+            .find(|k| std::ptr::eq(ns.shard(k), ns.shard("old00000000")))
+            .unwrap();
+        assert!(ns.set_at(new.clone(), vec![1; 32], 60_000, late).is_ok());
+        assert!(
+            ns.len() <= n,
+            "the write reclaimed its shard's expired entries"
+        );
+        assert_eq!(ns.len(), ns.index_len());
+        ns.sweep_at(late);
+        assert_eq!((ns.len(), ns.index_len()), (1, 1));
+        assert_eq!(ns.bytes(), cost(new.len(), &Value::Bytes(vec![1; 32])));
+        assert_eq!(ns.get_at(&new, late), Some(vec![1; 32]));
+    }
+
+    #[test]
+    fn accounting_matches_the_entries() {
+        let ns = Namespace::new(1 << 20);
+        let n = fill(&ns, "key", 16, 60_000, Instant::now());
+        let per = cost(11, &Value::Bytes(vec![7; 16]));
+        assert!(ns.bytes() <= ns.max_bytes());
+        assert_eq!(ns.len(), n);
+        assert_eq!(ns.bytes(), n * per);
+        assert!(ns.max_bytes() - ns.bytes() < per, "filled to the bound");
+        // Realistic: at least the slot, the index item and the raw bytes.
+        let floor = size_of::<(Arc<str>, Entry)>() + size_of::<(u64, Arc<str>)>() + 16 + 11;
+        assert!(per > floor, "{per} <= {floor}");
+        assert!((100..=300).contains(&(per - 16 - 11)), "{per}");
+        ns.sweep_at(Instant::now() + Duration::from_secs(61));
+        assert_eq!((ns.bytes(), ns.len(), ns.index_len()), (0, 0, 0));
+    }
+
+    #[test]
+    fn long_keys_and_huge_values_are_refused() {
+        let ns = Namespace::new(4096);
+        let long = "x".repeat(MAX_KEY_BYTES + 1);
+        let err = ns.set(long.clone(), vec![1], 60_000).unwrap_err();
+        assert!(err.contains("1024"), "{err}");
+        assert!(ns.set("x".repeat(MAX_KEY_BYTES), vec![1], 60_000).is_ok());
+        assert_eq!(ns.counter_add(&long, 5, 60_000), 5);
+        assert_eq!(ns.counter_add(&long, 5, 60_000), 5, "unstored");
+        assert!(ns.take_token(&long, 1.0, 1).is_ok());
+        assert!(ns.take_token(&long, 1.0, 1).is_ok(), "unstored, so allowed");
+        assert_eq!(ns.get(&long), None);
+        let err = ns.set("big".into(), vec![0; 5000], 60_000).unwrap_err();
+        assert!(
+            err.contains("exceeds the namespace bound (4096 bytes)"),
+            "{err}"
+        );
+        assert_eq!(ns.refusals(), 6);
+        assert_eq!(ns.len(), 1);
+    }
+
+    #[test]
+    fn updates_of_one_key_do_not_grow_the_index() {
+        let ns = Namespace::new(1 << 20);
+        let t0 = Instant::now();
+        for i in 0..10_000 {
+            let now = t0 + Duration::from_millis(i);
+            ns.counter_add_at("hits", 1, 60_000, now);
+            ns.set_at("v".into(), vec![0; (i % 100) as usize], 60_000, now)
+                .unwrap();
+        }
+        assert_eq!(ns.counter_add_at("hits", 0, 60_000, t0), 10_000);
+        assert_eq!((ns.len(), ns.index_len()), (2, 2));
+    }
+
+    #[test]
+    fn concurrent_mixed_writes_stay_bounded() {
+        let ns = Arc::new(Namespace::new(4096));
+        let threads: Vec<_> = (0..8u32)
+            .map(|t| {
+                let ns = ns.clone();
+                thread::spawn(move || {
+                    let mut most = 0;
+                    for i in 0..5_000u32 {
+                        let key = format!("k{}", (i * 7 + t) % 40);
+                        match i % 4 {
+                            0 => {
+                                let value = vec![0; (i % 300) as usize];
+                                let _ = ns.set(key, value, u64::from(i % 50));
+                            }
+                            1 => {
+                                ns.counter_add(&key, 1, 5);
+                            }
+                            2 => {
+                                let _ = ns.take_token(&key, 1000.0, 5);
+                            }
+                            _ if i % 256 == 3 => ns.sweep(),
+                            _ => {
+                                ns.get(&key);
+                            }
+                        }
+                        most = most.max(ns.bytes());
+                    }
+                    most
+                })
+            })
+            .collect();
+        let most = within_10s(move || threads.into_iter().map(|t| t.join().unwrap()).max());
+        assert!(most.is_some_and(|m| m <= 4096), "{most:?}");
+        ns.sweep_at(Instant::now() + Duration::from_secs(601));
+        assert_eq!((ns.bytes(), ns.len(), ns.index_len()), (0, 0, 0));
+    }
+
+    #[test]
+    fn store_keeps_one_namespace_per_plugin() {
+        let store = KvStore::default();
+        let a = store.namespace("a");
+        assert!(Arc::ptr_eq(&a, &store.namespace("a")));
+        store.namespace("b").counter_add("n", 1, 0);
+        let names: Vec<_> = store.namespaces().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["a", "b"]);
+        store.sweep();
+        assert_eq!(store.namespace("b").bytes(), 0);
+        assert_eq!(a.max_bytes(), DEFAULT_NAMESPACE_BYTES);
     }
 }

@@ -9,12 +9,15 @@ mod bindings;
 pub mod chain;
 pub mod host_api;
 pub mod kv;
+pub mod limits;
+mod log;
 pub mod runtime;
 pub mod scaffold;
 mod stdio;
 
 pub use chain::{Chain, PluginFailure, Synth};
 pub use host_api::{BackendLookup, ReqState, RespState};
+pub use log::LogBudget;
 
 mod bundle {
     include!(concat!(env!("OUT_DIR"), "/bundle.rs"));
@@ -81,17 +84,20 @@ pub enum FaultKind {
     InvalidOutput = 4,
     /// The plugin is quarantined and was not called.
     Quarantined = 5,
+    /// All of the plugin's `max_instances` were busy for its whole `timeout`.
+    Busy = 6,
 }
 
 impl FaultKind {
     /// Every kind, in index order.
-    pub const ALL: [FaultKind; 6] = [
+    pub const ALL: [FaultKind; 7] = [
         FaultKind::Trap,
         FaultKind::Timeout,
         FaultKind::Memory,
         FaultKind::InitFailed,
         FaultKind::InvalidOutput,
         FaultKind::Quarantined,
+        FaultKind::Busy,
     ];
 
     /// Label used in metrics and logs.
@@ -103,6 +109,7 @@ impl FaultKind {
             FaultKind::InitFailed => "init-failed",
             FaultKind::InvalidOutput => "invalid-output",
             FaultKind::Quarantined => "quarantined",
+            FaultKind::Busy => "busy",
         }
     }
 }

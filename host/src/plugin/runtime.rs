@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use parking_lot::Mutex;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
 use wasmtime_wasi::WasiCtxBuilder;
@@ -18,13 +19,16 @@ use super::bindings::{Plugin, PluginPre, types::HookSet};
 use super::host_api::{Limiter, PluginEnv, ReqState, RespState, StoreState};
 use super::stdio::LogPipe;
 use super::{Fault, FaultKind, Hook, PluginError};
-use crate::config::{MAX_PLUGIN_MEMORY, OnError, PluginConfig};
+use crate::config::{MAX_PLUGIN_MEMORY, OnError, PluginConfig, TOTAL_PLUGIN_INSTANCES};
 use crate::metrics::PluginMetrics;
 
 /// Epoch ticker period: deadlines are counted in these.
 const TICK: Duration = Duration::from_millis(1);
-/// Warm instances kept per plugin at most.
-const MAX_IDLE: usize = 64;
+/// The call ran past its `wall_timeout` (it was waiting, e.g. sleeping
+/// through WASI, or running): it was dropped mid-call.
+#[derive(Debug, thiserror::Error)]
+#[error("wall-clock bound of {0:?} exceeded")]
+struct WallTimeout(Duration);
 /// The contract version this host speaks (major.minor must match).
 pub const CONTRACT: (u64, u64) = (0, 1);
 
@@ -38,10 +42,11 @@ fn shared() -> &'static Shared {
     static SHARED: OnceLock<Shared> = OnceLock::new();
     SHARED.get_or_init(|| {
         let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(1000)
-            .total_core_instances(4000)
-            .total_memories(1000)
-            .total_tables(2000)
+        let total = TOTAL_PLUGIN_INSTANCES;
+        pool.total_component_instances(total)
+            .total_core_instances(4 * total)
+            .total_memories(total)
+            .total_tables(2 * total)
             .max_memory_size(MAX_PLUGIN_MEMORY as usize);
         let mut cfg = wasmtime::Config::new();
         cfg.wasm_component_model(true)
@@ -180,10 +185,12 @@ struct Inst {
     uses: u64,
 }
 
-/// A hook call in progress (see [`LoadedPlugin::begin`]).
+/// A hook call in progress (see [`LoadedPlugin::begin`]); it holds one of
+/// the plugin's `max_instances` slots.
 pub struct Call {
     inst: Inst,
     start: Instant,
+    _slot: OwnedSemaphorePermit,
 }
 
 impl Call {
@@ -211,6 +218,10 @@ pub struct LoadedPlugin {
     env: Arc<PluginEnv>,
     config_json: String,
     ticks: u64,
+    wall: Duration,
+    slot_wait: Duration,
+    max_idle: usize,
+    slots: Arc<Semaphore>,
     memory: usize,
     recycle_after: u64,
     quarantine_after: usize,
@@ -254,6 +265,10 @@ impl LoadedPlugin {
             ticks: (s.timeout.as_millis() as u64)
                 .div_ceil(TICK.as_millis() as u64)
                 .max(1),
+            wall: s.wall_timeout.unwrap_or(s.timeout * 2),
+            slot_wait: s.timeout,
+            max_idle: s.max_instances as usize,
+            slots: Arc::new(Semaphore::new(s.max_instances as usize)),
             memory: s.memory.0 as usize,
             recycle_after: recycle_after.max(1),
             quarantine_after: s.quarantine_after as usize,
@@ -302,6 +317,8 @@ impl LoadedPlugin {
             env: self.env.clone(),
             req: ReqState::default(),
             resp: RespState::default(),
+            violation: None,
+            logged: 0,
         };
         let mut store = Store::new(&shared().engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -312,11 +329,14 @@ impl LoadedPlugin {
             .instantiate_async(&mut store)
             .await
             .map_err(|e| init_fault(FaultKind::InitFailed, format!("instantiate: {e:#}")))?;
-        let r = bindings
-            .lacquer_plugin_hooks()
-            .call_init(&mut store, &self.config_json)
+        let r = self
+            .bounded(
+                bindings
+                    .lacquer_plugin_hooks()
+                    .call_init(&mut store, &self.config_json),
+            )
             .await;
-        self.log_stdio(&store);
+        self.log_stdio(&mut store);
         match r {
             Ok(Ok(())) => Ok(Inst {
                 store,
@@ -331,16 +351,33 @@ impl LoadedPlugin {
         }
     }
 
-    fn log_stdio(&self, store: &Store<StoreState>) {
-        if let Some(text) = store.data().stdio.drain() {
-            let d = store.data();
+    fn log_stdio(&self, store: &mut Store<StoreState>) {
+        let d = store.data_mut();
+        if let Some((text, cut)) = d.stdio.drain() {
+            if cut {
+                d.env.log.dropped_output();
+            }
             for line in text.lines() {
-                tracing::info!(
-                    plugin = &*self.name,
-                    req = &*d.req.id,
-                    "plugin output: {line}"
+                d.env.log.line(
+                    &mut d.logged,
+                    &self.name,
+                    &d.req.id,
+                    super::bindings::types::Level::Info,
+                    &format!("plugin output: {line}"),
                 );
             }
+        }
+    }
+
+    /// Run a call within the plugin's wall-clock bound; past it the call is
+    /// dropped and fails (its instance is then discarded, as after any fault).
+    pub async fn bounded<R>(
+        &self,
+        call: impl std::future::Future<Output = wasmtime::Result<R>>,
+    ) -> wasmtime::Result<R> {
+        match tokio::time::timeout(self.wall, call).await {
+            Ok(r) => r,
+            Err(_) => Err(wasmtime::Error::new(WallTimeout(self.wall))),
         }
     }
 
@@ -360,6 +397,28 @@ impl LoadedPlugin {
     ) -> Result<Call, Fault> {
         self.metrics.hooks[hook as usize].calls.inc();
         let start = Instant::now();
+        let slot = match self.slots.clone().try_acquire_owned() {
+            Ok(s) => s,
+            // Waiting for an instance is bounded by the call deadline: a
+            // plugin whose instances are all stuck fails fast.
+            Err(_) => {
+                match tokio::time::timeout(self.slot_wait, self.slots.clone().acquire_owned()).await
+                {
+                    Ok(Ok(s)) => s,
+                    _ => {
+                        let f = Fault {
+                            kind: FaultKind::Busy,
+                            message: format!(
+                                "all {} instances busy for {:?} (max_instances)",
+                                self.max_idle, self.slot_wait
+                            ),
+                        };
+                        self.fault(hook, &f);
+                        return Err(f);
+                    }
+                }
+            }
+        };
         let popped = self.pool.lock().pop();
         let mut inst = match popped {
             Some(i) => i,
@@ -373,8 +432,14 @@ impl LoadedPlugin {
         if let Some(r) = resp {
             std::mem::swap(&mut data.resp, r);
         }
+        data.violation = None;
+        data.logged = 0;
         inst.store.set_epoch_deadline(self.ticks);
-        Ok(Call { inst, start })
+        Ok(Call {
+            inst,
+            start,
+            _slot: slot,
+        })
     }
 
     /// Finish a hook call: move the (edited) request and response back, keep
@@ -387,13 +452,18 @@ impl LoadedPlugin {
         resp: Option<&mut RespState>,
         out: wasmtime::Result<R>,
     ) -> Result<R, Fault> {
-        let Call { mut inst, start } = call;
-        self.log_stdio(&inst.store);
+        let Call {
+            mut inst,
+            start,
+            _slot,
+        } = call;
+        self.log_stdio(&mut inst.store);
         let data = inst.store.data_mut();
         std::mem::swap(&mut data.req, req);
         if let Some(r) = resp {
             std::mem::swap(&mut data.resp, r);
         }
+        let violation = data.violation.take();
         self.metrics.hooks[hook as usize]
             .duration
             .observe(start.elapsed().as_secs_f64());
@@ -402,11 +472,18 @@ impl LoadedPlugin {
                 inst.uses += 1;
                 if inst.uses < self.recycle_after {
                     let mut pool = self.pool.lock();
-                    if pool.len() < MAX_IDLE {
+                    if pool.len() < self.max_idle {
                         pool.push(inst);
                     }
                 }
-                Ok(v)
+                // The instance is sound; what it asked for was refused.
+                match violation {
+                    Some(message) => Err(Fault {
+                        kind: FaultKind::InvalidOutput,
+                        message,
+                    }),
+                    None => Ok(v),
+                }
             }
             Err(e) => {
                 // A faulted instance is never entered again.
@@ -461,6 +538,12 @@ fn classify(e: &wasmtime::Error, store: &Store<StoreState>) -> Fault {
         return Fault {
             kind: FaultKind::Timeout,
             message: "deadline exceeded".into(),
+        };
+    }
+    if let Some(w) = e.downcast_ref::<WallTimeout>() {
+        return Fault {
+            kind: FaultKind::Timeout,
+            message: w.to_string(),
         };
     }
     Fault {

@@ -14,25 +14,29 @@ const CAPACITY: usize = 16 * 1024;
 /// A shared buffer the guest writes into.
 #[derive(Clone, Default)]
 pub struct LogPipe {
-    buf: Arc<Mutex<Vec<u8>>>,
+    buf: Arc<Mutex<(Vec<u8>, bool)>>,
 }
 
 impl LogPipe {
-    /// Take what was written since the last drain, as lossy UTF-8 lines.
-    pub fn drain(&self) -> Option<String> {
+    /// Take what was written since the last drain, as lossy UTF-8 text, and
+    /// whether some was dropped for want of room.
+    pub fn drain(&self) -> Option<(String, bool)> {
         let mut b = self.buf.lock();
-        if b.is_empty() {
+        if b.0.is_empty() {
             return None;
         }
-        let text = String::from_utf8_lossy(&b).trim_end().to_string();
-        b.clear();
-        Some(text)
+        let text = String::from_utf8_lossy(&b.0).trim_end().to_string();
+        let cut = b.1;
+        b.0.clear();
+        b.1 = false;
+        Some((text, cut))
     }
 
     fn push(&self, bytes: &[u8]) {
         let mut b = self.buf.lock();
-        let room = CAPACITY.saturating_sub(b.len());
-        b.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        let room = CAPACITY.saturating_sub(b.0.len());
+        b.1 |= bytes.len() > room;
+        b.0.extend_from_slice(&bytes[..bytes.len().min(room)]);
     }
 }
 

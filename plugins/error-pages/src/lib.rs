@@ -2,7 +2,9 @@
 //!
 //! Hook: `fetch_error`. When a stale copy of the object exists and
 //! `serve_stale` is on, it is served instead of an error. Otherwise the
-//! client gets a `status` response with `Retry-After`, `Cache-Control:
+//! client gets an error response (`status`; by default 502 when the backend
+//! answered something unusable — `protocol-error`, `response-too-large` —
+//! and 503 for every other failure) with `Retry-After`, `Cache-Control:
 //! no-store`, and a small self-contained HTML page naming the site (`brand`),
 //! a message for the kind of failure ("The application server is not
 //! answering.", "...timed out.", "...is overloaded."...) and the request id.
@@ -17,7 +19,7 @@
 //! | key | type | default | meaning |
 //! |---|---|---|---|
 //! | `brand` | string | `"Lacquer"` | the site name shown on the page |
-//! | `status` | 400..=599 | `503` | the status code of the error page |
+//! | `status` | 400..=599 | 502 for `protocol-error` and `response-too-large`, else 503 | the status code of the error page, for every kind |
 //! | `retry_after` | duration: `"5s"` or whole seconds | `"5s"` | `Retry-After`, rounded up to whole seconds; `0` leaves the header out |
 //! | `serve_stale` | bool | `true` | serve a stale copy when one exists |
 //! | `message` | string | per error kind | replaces the message for every kind |
@@ -36,7 +38,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use lacquer_plugin_sdk::util::host_matches;
-use lacquer_plugin_sdk::{FetchError, FetchErrorAction, Plugin, Request, SynthResponse, host};
+use lacquer_plugin_sdk::{
+    FetchError, FetchErrorAction, FetchErrorKind, Plugin, Request, SynthResponse, host,
+};
 use serde::Deserialize;
 
 mod page;
@@ -46,7 +50,7 @@ mod page;
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     brand: String,
-    status: u16,
+    status: Option<u16>,
     #[serde(deserialize_with = "lacquer_plugin_sdk::config::duration")]
     retry_after: Duration,
     serve_stale: bool,
@@ -66,7 +70,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             brand: "Lacquer".into(),
-            status: 503,
+            status: None,
             retry_after: Duration::from_secs(5),
             serve_stale: true,
             message: None,
@@ -84,11 +88,10 @@ impl Plugin for ErrorPages {
     type Config = Config;
 
     fn new(config: Config) -> Result<Self, String> {
-        if !(400..=599).contains(&config.status) {
-            return Err(format!(
-                "status: {} is not an error status (400..=599)",
-                config.status
-            ));
+        if let Some(s) = config.status
+            && !(400..=599).contains(&s)
+        {
+            return Err(format!("status: {s} is not an error status (400..=599)"));
         }
         Ok(ErrorPages { config })
     }
@@ -122,7 +125,10 @@ impl ErrorPages {
             .unwrap_or_else(|| page::message(error.kind).to_owned());
         let retry_after = self.config.retry_after.as_millis().div_ceil(1000);
         let details = page::Details {
-            status: self.config.status,
+            status: self.config.status.unwrap_or(match error.kind {
+                FetchErrorKind::ProtocolError | FetchErrorKind::ResponseTooLarge => 502,
+                _ => 503,
+            }),
             brand: site.brand.as_deref().unwrap_or(&self.config.brand),
             message: &message,
             request_id: &req.id(),

@@ -178,3 +178,29 @@ fn bad_config_is_refused() {
     assert!(instantiate::<ErrorPages>(r#"{"per_host": {"a": {"colour": "red"}}}"#).is_err());
     assert!(instantiate::<ErrorPages>(r#"{"brnad": "x"}"#).is_err());
 }
+
+#[test]
+fn unusable_answers_are_502_by_default() {
+    let req = Request::builder().build();
+    let p = instantiate::<ErrorPages>("{}").unwrap();
+    for (kind, status) in [
+        (FetchErrorKind::ProtocolError, 502),
+        (FetchErrorKind::ResponseTooLarge, 502),
+        (FetchErrorKind::FirstByteTimeout, 503),
+        (FetchErrorKind::ConnectRefused, 503),
+    ] {
+        match p.on_fetch_error(&req, &FetchError::new(kind, "app"), false) {
+            FetchErrorAction::Synth(resp) => assert_eq!(resp.status, status, "{kind:?}"),
+            other => panic!("expected a synth, got {other:?}"),
+        }
+    }
+    let fixed = instantiate::<ErrorPages>(r#"{"status": 500}"#).unwrap();
+    match fixed.on_fetch_error(
+        &req,
+        &FetchError::new(FetchErrorKind::ProtocolError, "app"),
+        false,
+    ) {
+        FetchErrorAction::Synth(resp) => assert_eq!(resp.status, 500),
+        other => panic!("expected a synth, got {other:?}"),
+    }
+}

@@ -1,7 +1,11 @@
 //! The admin listener: metrics, status, backends, purge, reload, recent
 //! fetch errors. Mutations need `Authorization: Bearer <token>` when a token
-//! is configured (required for a non-loopback listener).
+//! is configured; on a listener bound to a non-loopback address they always
+//! need it (the rule follows the socket, not a reloaded config).
 
+mod query;
+
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -10,7 +14,9 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde_json::json;
+use subtle::ConstantTimeEq;
 
+use self::query::Query;
 use crate::backend::Target;
 use crate::backend::health::Forced;
 use crate::body::{ProxyBody, full};
@@ -42,26 +48,39 @@ fn error(status: StatusCode, msg: impl std::fmt::Display) -> Response<ProxyBody>
     json_reply(status, json!({ "error": msg.to_string() }))
 }
 
-/// Serve one admin request.
-pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<ProxyBody> {
-    let (parts, body) = req.into_parts();
-    let path = parts.uri.path().to_owned();
-    let query = parts.uri.query().unwrap_or("").to_owned();
-    let g = shared.generation.load_full();
-    if parts.method != Method::GET
-        && let Some(token) = &g.config.admin_token
-    {
-        let ok = parts
-            .headers
+/// Whether a mutation may go ahead: with a token configured it must be
+/// presented (compared in constant time); without one only a loopback
+/// socket accepts mutations.
+fn authorized(token: Option<&str>, local: Option<SocketAddr>, headers: &http::HeaderMap) -> bool {
+    match token {
+        Some(token) => headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.strip_prefix("Bearer ").is_some_and(|t| t == token));
-        if !ok {
-            return error(
-                StatusCode::UNAUTHORIZED,
-                "mutations need Authorization: Bearer <admin.token>",
-            );
-        }
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|t| bool::from(t.as_bytes().ct_eq(token.as_bytes()))),
+        None => local.is_some_and(|a| a.ip().is_loopback()),
+    }
+}
+
+/// Serve one admin request arriving on the socket bound to `local`.
+pub async fn handle(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+    local: Option<SocketAddr>,
+) -> Response<ProxyBody> {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_owned();
+    let g = shared.generation.load_full();
+    let query = match Query::parse(parts.uri.query().unwrap_or("")) {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let mutation = !matches!(parts.method, Method::GET | Method::HEAD);
+    if mutation && !authorized(g.config.admin_token.as_deref(), local, &parts.headers) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "mutations need Authorization: Bearer <admin.token>",
+        );
     }
     let body = match http_body_util::Limited::new(body, MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
@@ -70,11 +89,14 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Pro
     let body = String::from_utf8_lossy(&body).trim().to_owned();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (&parts.method, segments.as_slice()) {
-        (&Method::GET, ["metrics"]) => reply(
-            StatusCode::OK,
-            "text/plain; version=0.0.4",
-            shared.metrics.encode(),
-        ),
+        (&Method::GET, ["metrics"]) => {
+            shared.publish_gauges();
+            reply(
+                StatusCode::OK,
+                "text/plain; version=0.0.4",
+                shared.metrics.encode(),
+            )
+        }
         (&Method::GET, ["status"]) => json_reply(StatusCode::OK, status(&shared)),
         (&Method::GET, [""]) => reply(
             StatusCode::OK,
@@ -88,7 +110,7 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Pro
         }
         (&Method::POST, ["backends", name, "health"]) => {
             let want = if body.is_empty() {
-                param(&query, "state").unwrap_or_default()
+                query.get("state").unwrap_or_default().to_owned()
             } else {
                 body.clone()
             };
@@ -117,15 +139,15 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Pro
             }
         }
         (&Method::POST, ["purge"]) => {
-            let (Some(url), Some(host)) = (param(&query, "url"), param(&query, "host")) else {
+            let (Some(url), Some(host)) = (query.get("url"), query.get("host")) else {
                 return error(
                     StatusCode::BAD_REQUEST,
                     "purge needs ?url=/path&host=name (objects are keyed by host)",
                 );
             };
-            let host = host.to_ascii_lowercase();
-            let key = crate::cache::key(&host, &url, &[]);
-            if param(&query, "soft").is_some_and(|v| v == "1" || v == "true") {
+            let host = crate::http_util::normalize_host(host);
+            let key = crate::cache::key(&host, url, &[]);
+            if query.flag("soft") {
                 json_reply(
                     StatusCode::OK,
                     json!({ "soft_purged": shared.cache.soft_purge(key) }),
@@ -135,14 +157,18 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Pro
             }
         }
         (&Method::POST, ["ban"]) => {
-            let Some(pattern) = param(&query, "url") else {
+            let Some(pattern) = query.get("url") else {
                 return error(
                     StatusCode::BAD_REQUEST,
                     "ban needs ?url=<regex on path and query> (and &host=name)",
                 );
             };
-            match crate::cache::Ban::new(param(&query, "host").as_deref(), &pattern) {
-                Ok(b) => json_reply(StatusCode::OK, json!({ "bans": shared.cache.ban(b) })),
+            let host = query.get("host").map(crate::http_util::normalize_host);
+            match crate::cache::Ban::new(host.as_deref(), pattern) {
+                Ok(b) => match shared.cache.ban(b) {
+                    Ok(n) => json_reply(StatusCode::OK, json!({ "bans": n })),
+                    Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e),
+                },
                 Err(e) => error(StatusCode::BAD_REQUEST, format!("url: {e}")),
             }
         }
@@ -174,35 +200,6 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Pro
         ),
         _ => error(StatusCode::NOT_FOUND, format!("no admin endpoint {path}")),
     }
-}
-
-fn param(query: &str, name: &str) -> Option<String> {
-    query.split('&').find_map(|kv| {
-        let (k, v) = kv.split_once('=')?;
-        (k == name).then(|| percent_decode(v))
-    })
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' if i + 2 < b.len() => match u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                Ok(v) => {
-                    out.push(v);
-                    i += 3;
-                    continue;
-                }
-                Err(_) => out.push(b'%'),
-            },
-            b'+' => out.push(b' '),
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn backends(shared: &Shared) -> serde_json::Value {
@@ -289,4 +286,34 @@ fn status_page(shared: &Shared) -> String {
 <p><a href=/metrics>metrics</a> &middot; <a href=/status>status</a> &middot; <a href=/backends>backends</a> &middot; <a href=/fetch-errors>recent fetch errors</a></p>",
         s["generation"], s["uptime_s"], s["cache"]["objects"], s["cache"]["bytes"]
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bearer(t: &str) -> http::HeaderMap {
+        let mut h = http::HeaderMap::new();
+        h.insert(
+            header::AUTHORIZATION,
+            format!("Bearer {t}").parse().unwrap(),
+        );
+        h
+    }
+
+    #[test]
+    fn the_token_rule_follows_the_bound_socket() {
+        let public: SocketAddr = "0.0.0.0:6082".parse().unwrap();
+        let local: SocketAddr = "127.0.0.1:6082".parse().unwrap();
+        let none = http::HeaderMap::new();
+        // Without a token only a loopback socket takes mutations.
+        assert!(authorized(None, Some(local), &none));
+        assert!(!authorized(None, Some(public), &none));
+        assert!(!authorized(None, None, &none));
+        // With one, it must be presented, exactly, wherever the socket is.
+        assert!(authorized(Some("s3cret"), Some(public), &bearer("s3cret")));
+        assert!(!authorized(Some("s3cret"), Some(local), &none));
+        assert!(!authorized(Some("s3cret"), Some(local), &bearer("s3cre")));
+        assert!(!authorized(Some("s3cret"), Some(local), &bearer("s3cret2")));
+    }
 }

@@ -1,0 +1,240 @@
+//! Accepting client (and admin) connections within bounds: at most
+//! `[server] max_connections` open (more are closed at once and counted), a
+//! request head within `header_read_timeout` of the connection's start (and,
+//! for HTTP/1, of the previous response), and no connection left open with
+//! no request in progress for `idle_timeout`. hyper does the protocol work;
+//! this module owns the timers and the counts.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use parking_lot::Mutex;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
+
+use crate::body::{BoxError, ProxyBody};
+use crate::server::Shared;
+
+/// Connections the admin listener keeps open at once.
+const ADMIN_MAX_CONNECTIONS: usize = 256;
+
+/// Which listener: the admin one answers the admin API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Client traffic.
+    Proxy,
+    /// The admin API.
+    Admin,
+}
+
+/// Whether a connection is busy, and since when it is idle.
+struct Activity {
+    in_flight: AtomicUsize,
+    idle_since: Mutex<Option<Instant>>,
+    changed: Notify,
+}
+
+impl Activity {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            in_flight: AtomicUsize::new(0),
+            // `None`: no request yet, the header-read bound applies.
+            idle_since: Mutex::new(None),
+            changed: Notify::new(),
+        })
+    }
+
+    fn begin(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        self.changed.notify_waiters();
+        InFlight(self.clone())
+    }
+
+    /// Resolves when the connection has had no request in progress for its
+    /// bound: `header_read` before the first request, `idle` after one.
+    async fn expired(&self, opened: Instant, header_read: Duration, idle: Duration) {
+        loop {
+            let changed = self.changed.notified();
+            if self.in_flight.load(Ordering::SeqCst) > 0 {
+                changed.await;
+                continue;
+            }
+            let deadline = match *self.idle_since.lock() {
+                None => opened + header_read,
+                Some(t) => t + idle,
+            };
+            if Instant::now() >= deadline {
+                return;
+            }
+            tokio::select! {
+                () = changed => {}
+                () = tokio::time::sleep_until(deadline) => {}
+            }
+        }
+    }
+}
+
+/// A request in progress on a connection, until its response body is done.
+struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        *self.0.idle_since.lock() = Some(Instant::now());
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.0.changed.notify_waiters();
+    }
+}
+
+/// A response body that keeps its request counted as in progress.
+struct Tracked {
+    inner: ProxyBody,
+    _in_flight: InFlight,
+}
+
+impl Body for Tracked {
+    type Data = bytes::Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Accept connections on `listener` until `stop` changes, then let the
+/// open ones finish (up to 10 s).
+pub async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+    role: Role,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let local = listener.local_addr().ok();
+    let open = Arc::new(AtomicUsize::new(0));
+    loop {
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+            _ = stop.changed() => break,
+        };
+        let config = shared.generation.load().config.clone();
+        let limit = match role {
+            Role::Proxy => config.max_connections,
+            Role::Admin => ADMIN_MAX_CONNECTIONS,
+        };
+        if open.load(Ordering::SeqCst) >= limit {
+            if role == Role::Proxy {
+                shared.metrics.connections_refused.inc();
+            }
+            tracing::debug!(client = %peer, "connection refused: {limit} connections open");
+            drop(stream);
+            continue;
+        }
+        open.fetch_add(1, Ordering::SeqCst);
+        if role == Role::Proxy {
+            shared.metrics.connections.inc();
+        }
+        let _ = stream.set_nodelay(true);
+        let activity = Activity::new();
+        let svc = {
+            let (shared, activity) = (shared.clone(), activity.clone());
+            service_fn(move |req| {
+                let shared = shared.clone();
+                let in_flight = activity.begin();
+                async move {
+                    let resp = match role {
+                        Role::Admin => crate::admin::handle(shared, req, local).await,
+                        Role::Proxy => crate::proxy::handle(shared, req, peer).await,
+                    };
+                    let resp = resp.map(|inner| {
+                        Tracked {
+                            inner,
+                            _in_flight: in_flight,
+                        }
+                        .boxed_unsync()
+                    });
+                    Ok::<_, std::convert::Infallible>(resp)
+                }
+            })
+        };
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(config.header_read_timeout);
+        builder.http2().timer(TokioTimer::new());
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        let (shared, open) = (shared.clone(), open.clone());
+        let (header_read, idle) = (config.header_read_timeout, config.idle_timeout);
+        tokio::spawn(async move {
+            let opened = Instant::now();
+            tokio::pin!(conn);
+            tokio::select! {
+                r = &mut conn => {
+                    if let Err(e) = r {
+                        let timeout = e
+                            .downcast_ref::<hyper::Error>()
+                            .is_some_and(hyper::Error::is_timeout);
+                        if timeout {
+                            shared.metrics.header_read_timeouts.inc();
+                        }
+                        tracing::debug!("connection from {peer}: {e}");
+                    }
+                }
+                () = activity.expired(opened, header_read, idle) => {
+                    let first = activity.idle_since.lock().is_none();
+                    if first {
+                        shared.metrics.header_read_timeouts.inc();
+                    } else {
+                        shared.metrics.idle_timeouts.inc();
+                    }
+                    tracing::debug!(
+                        "connection from {peer} closed: {}",
+                        if first { "no request head in header_read_timeout" } else { "idle" }
+                    );
+                }
+            }
+            open.fetch_sub(1, Ordering::SeqCst);
+            if role == Role::Proxy {
+                shared.metrics.connections.dec();
+            }
+        });
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
+}
+
+/// The address a listener is bound to, for messages.
+pub fn describe(addr: Option<SocketAddr>) -> String {
+    addr.map_or_else(|| "none".into(), |a| a.to_string())
+}
