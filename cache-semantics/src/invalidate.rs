@@ -109,11 +109,9 @@ fn resolve(base: &Parts<'_>, reference: &str) -> Option<String> {
         let path = if r.path.is_empty() { "/" } else { r.path };
         return Some(join(&remove_dot_segments(path), r.query));
     }
-    if r.scheme.is_some() {
-        // `http:foo` without authority: treat as relative to the base.
-        let path = merge(base.path, r.path);
-        return Some(join(&remove_dot_segments(&path), r.query));
-    }
+    // A reference with the base's scheme and no authority (`http:/d`,
+    // `http:foo`) resolves like the same reference without the scheme
+    // (RFC 3986 §5.2.2, non-strict).
     if r.path.is_empty() {
         return Some(join(
             &remove_dot_segments(base.path),
@@ -224,6 +222,36 @@ mod tests {
             ("POST", 500, base, &[], &[]),
             ("POST", 404, base, &[], &[]),
             ("POST", 100, base, &[], &[]),
+            // The base's scheme without an authority resolves as if absent
+            // (found by fuzzing: `http:/d` used to join onto the directory).
+            (
+                "POST",
+                200,
+                base,
+                &[("location", "http:/d")],
+                &["/a/b/c?q=1", "/d"],
+            ),
+            (
+                "POST",
+                200,
+                base,
+                &[("location", "http:/cc/../d")],
+                &["/a/b/c?q=1", "/d"],
+            ),
+            (
+                "POST",
+                200,
+                base,
+                &[("content-location", "http:")],
+                &["/a/b/c?q=1"],
+            ),
+            (
+                "POST",
+                200,
+                base,
+                &[("location", "http:x")],
+                &["/a/b/c?q=1", "/a/b/x"],
+            ),
             // Location / Content-Location (cache-tests invalidation.mjs).
             (
                 "POST",

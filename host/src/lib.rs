@@ -6,7 +6,7 @@
 //!
 //! - [`config`]: the TOML file, checked once into [`config::Config`].
 //! - [`server`]: listeners, config generations, reload.
-//! - `proxy` / `fetch`: the request flow.
+//! - `flow`: the request flow, one module per phase.
 //! - [`cache`]: the store, coalescing, eviction, RFC 9111 decisions.
 //! - [`backend`]: clients, timeouts, health, circuit breaker, directors.
 //! - [`plugin`]: the wasmtime runtime and the hook chain.
@@ -17,16 +17,18 @@
 mod admin;
 pub mod backend;
 pub mod body;
+pub mod bundle;
 pub mod cache;
 pub mod cli;
 pub mod config;
-mod fetch;
+mod flow;
 pub mod http_util;
+pub mod kinds;
 mod listener;
 pub mod metrics;
 pub mod plugin;
-mod proxy;
 pub mod server;
+pub mod state;
 
 pub use config::{Config, ConfigError};
 pub use server::{ConfigSource, ServeError, Server};

@@ -23,7 +23,7 @@ use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
 use crate::body::{BoxError, ProxyBody};
-use crate::server::Shared;
+use crate::state::Shared;
 
 /// Connections the admin listener keeps open at once.
 const ADMIN_MAX_CONNECTIONS: usize = 256;
@@ -171,7 +171,7 @@ pub async fn serve(
                 async move {
                     let resp = match role {
                         Role::Admin => crate::admin::handle(shared, req, local).await,
-                        Role::Proxy => crate::proxy::handle(shared, req, peer).await,
+                        Role::Proxy => crate::flow::handle(shared, req, peer).await,
                     };
                     let resp = resp.map(|inner| {
                         Tracked {

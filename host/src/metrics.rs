@@ -8,7 +8,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::plugin::{FaultKind, Hook};
+pub use crate::kinds::State;
+use crate::kinds::{FaultKind, Hook};
 
 /// `lacquer_requests_total{state}`: client requests by how they were answered.
 pub const REQUESTS: &str = "requests";
@@ -64,43 +65,6 @@ pub const KV_REFUSED: &str = "kv_refused";
 pub const PLUGIN_LOG_DROPPED: &str = "plugin_log_dropped";
 
 type Labels = Vec<(&'static str, String)>;
-
-/// How a client request was answered (the `state` label).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
-    /// Fresh object from cache.
-    Hit = 0,
-    /// Fetched, cacheable.
-    Miss = 1,
-    /// Fetched, cache not used.
-    Pass = 2,
-    /// Stale object served (grace or stale-if-error).
-    Stale = 3,
-    /// Made by a plugin or the host (errors, purge answers).
-    Synth = 4,
-}
-
-impl State {
-    /// Every state, in index order.
-    pub const ALL: [State; 5] = [
-        State::Hit,
-        State::Miss,
-        State::Pass,
-        State::Stale,
-        State::Synth,
-    ];
-
-    /// Label value, e.g. "hit".
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Hit => "hit",
-            State::Miss => "miss",
-            State::Pass => "pass",
-            State::Stale => "stale",
-            State::Synth => "synth",
-        }
-    }
-}
 
 /// All metrics of one server.
 pub struct Metrics {

@@ -21,7 +21,7 @@ use crate::backend::Target;
 use crate::backend::health::Forced;
 use crate::body::{ProxyBody, full};
 use crate::plugin::chain::hook_names;
-use crate::server::Shared;
+use crate::state::Shared;
 
 /// Largest admin request body read.
 const MAX_BODY: usize = 64 * 1024;
@@ -211,11 +211,11 @@ fn backends(shared: &Shared) -> serde_json::Value {
         .map(|b| {
             json!({
                 "name": &*b.name,
-                "url": b.cfg.section.url,
+                "url": b.cfg.url,
                 "healthy": b.health.healthy(),
                 "forced": b.health.forced(),
                 "circuit_open": b.health.circuit_open(),
-                "probe": b.cfg.section.probe.as_ref().map(|p| json!({"path": p.path, "interval_ms": p.interval.as_millis() as u64})),
+                "probe": b.cfg.probe.as_ref().map(|p| json!({"path": p.path, "interval_ms": p.interval.as_millis() as u64})),
                 "probes": b.health.history(),
             })
         })

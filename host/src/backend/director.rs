@@ -11,7 +11,7 @@ use http::HeaderMap;
 use rand::Rng;
 
 use super::{Backend, Target};
-use crate::config::DirectorSection;
+use crate::config::{DirectorConfig, DirectorKind, HashKey};
 
 /// What a hash director hashes.
 pub struct PickKey<'a> {
@@ -23,21 +23,13 @@ pub struct PickKey<'a> {
     pub headers: &'a HeaderMap,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    RoundRobin,
-    Random,
-    Hash,
-    Fallback,
-}
-
 /// A director.
 pub struct Director {
     /// Name.
     pub name: String,
-    kind: Kind,
+    kind: DirectorKind,
+    /// Name, target and weight (1 unless random).
     members: Vec<(String, Target, u32)>,
-    hash_key: String,
     next: AtomicUsize,
 }
 
@@ -63,20 +55,20 @@ impl Director {
             Target::Director(d) => d.pick(key, tried),
         };
         let n = self.members.len();
-        match self.kind {
-            Kind::Fallback => self
+        match &self.kind {
+            DirectorKind::Fallback => self
                 .members
                 .iter()
                 .filter(|m| usable(&m.1))
                 .find_map(|m| resolve(&m.1)),
-            Kind::RoundRobin => {
+            DirectorKind::RoundRobin => {
                 let start = self.next.fetch_add(1, Ordering::Relaxed);
                 (0..n)
                     .map(|i| &self.members[(start + i) % n].1)
                     .filter(|t| usable(t))
                     .find_map(resolve)
             }
-            Kind::Random => {
+            DirectorKind::Random { .. } => {
                 let mut live: Vec<_> = self
                     .members
                     .iter()
@@ -104,8 +96,8 @@ impl Director {
                 }
                 None
             }
-            Kind::Hash => {
-                let k = self.key_bytes(key);
+            DirectorKind::Hash(hash_key) => {
+                let k = key_bytes(hash_key, key);
                 let mut ranked: Vec<_> = self
                     .members
                     .iter()
@@ -125,52 +117,43 @@ impl Director {
             }
         }
     }
+}
 
-    fn key_bytes(&self, key: &PickKey<'_>) -> Vec<u8> {
-        match self.hash_key.as_str() {
-            "client-ip" => key.client_ip.to_string().into_bytes(),
-            h if h.starts_with("header:") => key
-                .headers
-                .get(&h["header:".len()..])
-                .map(|v| v.as_bytes().to_vec())
-                .unwrap_or_default(),
-            _ => key.url.as_bytes().to_vec(),
-        }
+fn key_bytes(hash_key: &HashKey, key: &PickKey<'_>) -> Vec<u8> {
+    match hash_key {
+        HashKey::ClientIp => key.client_ip.to_string().into_bytes(),
+        HashKey::Header(h) => key
+            .headers
+            .get(h)
+            .map(|v| v.as_bytes().to_vec())
+            .unwrap_or_default(),
+        HashKey::Url => key.url.as_bytes().to_vec(),
     }
 }
 
 /// Build every director into `targets` (members first; config checked there are no cycles).
-pub fn build_all(sections: &[DirectorSection], targets: &mut HashMap<String, Target>) {
-    let mut pending: Vec<&DirectorSection> = sections.iter().collect();
+pub fn build_all(configs: &[DirectorConfig], targets: &mut HashMap<String, Target>) {
+    let mut pending: Vec<&DirectorConfig> = configs.iter().collect();
     while !pending.is_empty() {
         let before = pending.len();
         pending.retain(|d| {
-            if !d.backends.iter().all(|m| targets.contains_key(m)) {
+            if !d.members.iter().all(|m| targets.contains_key(m)) {
                 return true;
             }
+            let weight = |i: usize| match &d.kind {
+                DirectorKind::Random { weights } => weights.get(i).copied().unwrap_or(1),
+                _ => 1,
+            };
             let members = d
-                .backends
+                .members
                 .iter()
                 .enumerate()
-                .map(|(i, m)| {
-                    (
-                        m.clone(),
-                        targets[m].clone(),
-                        d.weights.get(i).copied().unwrap_or(1),
-                    )
-                })
+                .map(|(i, m)| (m.clone(), targets[m].clone(), weight(i)))
                 .collect();
-            let kind = match d.kind.as_str() {
-                "random" => Kind::Random,
-                "hash" => Kind::Hash,
-                "fallback" => Kind::Fallback,
-                _ => Kind::RoundRobin,
-            };
             let dir = Director {
                 name: d.name.clone(),
-                kind,
+                kind: d.kind.clone(),
                 members,
-                hash_key: d.key.clone().unwrap_or_else(|| "url".into()),
                 next: AtomicUsize::new(0),
             };
             targets.insert(d.name.clone(), Target::Director(Arc::new(dir)));
@@ -189,17 +172,28 @@ mod tests {
 
     use super::*;
     use crate::backend::health::{Forced, Health};
-    use crate::config::{BackendConfig, BackendSection};
+    use crate::config::{BackendConfig, Timeouts};
 
     fn targets(names: &[&str]) -> HashMap<String, Target> {
         names
             .iter()
             .map(|n| {
                 let url = "http://127.0.0.1:9";
+                let second = std::time::Duration::from_secs(1);
                 let cfg = BackendConfig {
-                    section: BackendSection::new(n, url),
+                    name: (*n).to_owned(),
+                    url: url.into(),
                     uri: url.parse().unwrap(),
                     socket: None,
+                    timeouts: Timeouts {
+                        connect: second,
+                        first_byte: second,
+                        between_bytes: second,
+                    },
+                    max_connections: 0,
+                    max_connections_wait: std::time::Duration::ZERO,
+                    host_header: None,
+                    probe: None,
                 };
                 let b = Backend::new(&cfg, Arc::new(Health::default()));
                 ((*n).to_owned(), Target::Backend(Arc::new(b)))
@@ -207,13 +201,23 @@ mod tests {
             .collect()
     }
 
-    fn section(name: &str, kind: &str, members: &[&str], weights: &[u32]) -> DirectorSection {
-        DirectorSection {
+    fn section(name: &str, kind: &str, members: &[&str], weights: &[u32]) -> DirectorConfig {
+        let kind = match kind {
+            "round-robin" => DirectorKind::RoundRobin,
+            "fallback" => DirectorKind::Fallback,
+            "hash" => DirectorKind::Hash(HashKey::Url),
+            _ => DirectorKind::Random {
+                weights: if weights.is_empty() {
+                    vec![1; members.len()]
+                } else {
+                    weights.to_vec()
+                },
+            },
+        };
+        DirectorConfig {
             name: name.into(),
-            kind: kind.into(),
-            backends: members.iter().map(|m| (*m).to_owned()).collect(),
-            weights: weights.to_vec(),
-            key: None,
+            kind,
+            members: members.iter().map(|m| (*m).to_owned()).collect(),
         }
     }
 

@@ -24,114 +24,14 @@ pub use self::director::{Director, PickKey};
 use self::health::{Admission, Health, Unavailable};
 use crate::body::ProxyBody;
 use crate::config::{BackendConfig, Config};
+pub use crate::kinds::{FetchFailure, FetchKind};
 use crate::metrics::Metrics;
-use crate::plugin::BackendLookup;
-
-/// Why a fetch failed (the kinds of the WIT contract).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FetchKind {
-    /// The connection was refused (or failed to open).
-    ConnectRefused,
-    /// No connection within `connect_timeout`.
-    ConnectTimeout,
-    /// No response headers within `first_byte_timeout`.
-    FirstByteTimeout,
-    /// The body stalled longer than `between_bytes_timeout`.
-    BetweenBytesTimeout,
-    /// Probes say the backend is sick.
-    BackendUnhealthy,
-    /// `max_connections` reached.
-    BackendBusy,
-    /// No backend could be chosen (empty or all-sick director).
-    NoBackend,
-    /// The circuit breaker is open.
-    CircuitOpen,
-    /// The response exceeded a size limit.
-    ResponseTooLarge,
-    /// The backend spoke invalid HTTP.
-    ProtocolError,
-    /// The connection was reset or closed early.
-    ConnectionReset,
-}
-
-impl FetchKind {
-    /// Kebab-case name, as in metrics, logs and `x-lacquer-error`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FetchKind::ConnectRefused => "connect-refused",
-            FetchKind::ConnectTimeout => "connect-timeout",
-            FetchKind::FirstByteTimeout => "first-byte-timeout",
-            FetchKind::BetweenBytesTimeout => "between-bytes-timeout",
-            FetchKind::BackendUnhealthy => "backend-unhealthy",
-            FetchKind::BackendBusy => "backend-busy",
-            FetchKind::NoBackend => "no-backend",
-            FetchKind::CircuitOpen => "circuit-open",
-            FetchKind::ResponseTooLarge => "response-too-large",
-            FetchKind::ProtocolError => "protocol-error",
-            FetchKind::ConnectionReset => "connection-reset",
-        }
-    }
-
-    /// Safe to retry an idempotent request: nothing reached the backend's application.
-    pub fn retryable(self) -> bool {
-        matches!(
-            self,
-            FetchKind::ConnectRefused
-                | FetchKind::ConnectTimeout
-                | FetchKind::ConnectionReset
-                | FetchKind::BackendUnhealthy
-                | FetchKind::CircuitOpen
-                | FetchKind::BackendBusy
-        )
-    }
-
-    /// Counts against the backend's circuit breaker.
-    pub fn breaker_failure(self) -> bool {
-        matches!(
-            self,
-            FetchKind::ConnectRefused
-                | FetchKind::ConnectTimeout
-                | FetchKind::FirstByteTimeout
-                | FetchKind::BetweenBytesTimeout
-                | FetchKind::ConnectionReset
-                | FetchKind::ProtocolError
-        )
-    }
-}
-
-/// A failed fetch, with everything an operator needs.
-#[derive(Debug, Clone)]
-pub struct FetchFailure {
-    /// Kind.
-    pub kind: FetchKind,
-    /// Backend tried ("" if none).
-    pub backend: String,
-    /// Attempt number, from 1.
-    pub attempt: u32,
-    /// Time spent on the attempt.
-    pub elapsed: Duration,
-    /// Detail (OS error, status...).
-    pub detail: String,
-}
-
-impl FetchFailure {
-    /// The fetch was dropped before it finished (its request went away).
-    pub fn abandoned() -> Self {
-        Self {
-            kind: FetchKind::ConnectionReset,
-            backend: String::new(),
-            attempt: 1,
-            elapsed: Duration::ZERO,
-            detail: "the fetch was abandoned".into(),
-        }
-    }
-}
 
 /// One backend.
 pub struct Backend {
     /// Name.
     pub name: Arc<str>,
-    /// Its section.
+    /// Its checked config.
     pub cfg: BackendConfig,
     authority: Authority,
     host_header: Option<HeaderValue>,
@@ -151,29 +51,25 @@ pub struct Fetched {
 
 impl Backend {
     fn new(cfg: &BackendConfig, health: Arc<Health>) -> Self {
-        let s = &cfg.section;
         let conn = match &cfg.socket {
-            Some(path) => BackendConnector::unix(path, s.connect_timeout),
-            None => BackendConnector::tcp(s.connect_timeout),
+            Some(path) => BackendConnector::unix(path, cfg.timeouts.connect),
+            None => BackendConnector::tcp(cfg.timeouts.connect),
         };
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(conn);
         Self {
-            name: s.name.as_str().into(),
+            name: cfg.name.as_str().into(),
             authority: cfg
                 .uri
                 .authority()
                 .cloned()
                 .expect("checked: url has an authority"),
-            host_header: s
-                .host_header
-                .as_deref()
-                .and_then(|h| HeaderValue::from_str(h).ok()),
+            host_header: cfg.host_header.clone(),
             cfg: cfg.clone(),
             client,
             health,
-            slots: (s.max_connections > 0).then(|| Arc::new(Semaphore::new(s.max_connections))),
+            slots: (cfg.max_connections > 0).then(|| Arc::new(Semaphore::new(cfg.max_connections))),
         }
     }
 
@@ -215,7 +111,8 @@ impl Backend {
         &self,
         mut req: Request<ProxyBody>,
     ) -> Result<Fetched, (FetchKind, String)> {
-        let s = &self.cfg.section;
+        let s = &self.cfg;
+        let t = s.timeouts;
         let permit = match &self.slots {
             None => None,
             Some(sem) => {
@@ -259,17 +156,17 @@ impl Backend {
             biased;
             r = &mut response => return Self::head(r, permit),
             _ = connected => {}
-            () = tokio::time::sleep(s.connect_timeout) => {
+            () = tokio::time::sleep(t.connect) => {
                 return Err((
                     FetchKind::ConnectTimeout,
-                    format!("no connection within {:?}", s.connect_timeout),
+                    format!("no connection within {:?}", t.connect),
                 ));
             }
         }
-        match tokio::time::timeout(s.first_byte_timeout, response).await {
+        match tokio::time::timeout(t.first_byte, response).await {
             Err(_) => Err((
                 FetchKind::FirstByteTimeout,
-                format!("no response headers within {:?}", s.first_byte_timeout),
+                format!("no response headers within {:?}", t.first_byte),
             )),
             Ok(r) => Self::head(r, permit),
         }
@@ -385,6 +282,12 @@ pub struct Backends {
     pub default: String,
 }
 
+/// Which backends exist and whether they are healthy (what plugins may ask).
+pub trait BackendLookup: Send + Sync {
+    /// `None` for an unknown name.
+    fn healthy(&self, name: &str) -> Option<bool>;
+}
+
 impl BackendLookup for Backends {
     fn healthy(&self, name: &str) -> Option<bool> {
         self.targets.get(name).map(Target::healthy)
@@ -406,8 +309,8 @@ impl Backends {
         let mut targets = HashMap::new();
         let mut list = Vec::new();
         for b in &cfg.backends {
-            let be = Arc::new(Backend::new(b, health.get(&b.section.name)));
-            targets.insert(b.section.name.clone(), Target::Backend(be.clone()));
+            let be = Arc::new(Backend::new(b, health.get(&b.name)));
+            targets.insert(b.name.clone(), Target::Backend(be.clone()));
             list.push(be);
         }
         director::build_all(&cfg.directors, &mut targets);
@@ -424,17 +327,13 @@ impl Backends {
     pub fn activate(&self, metrics: &Arc<Metrics>) {
         for b in &self.list {
             let h = &b.health;
-            match &b.cfg.section.probe {
-                Some(p) => h.configure_probe(
-                    p.window,
-                    p.threshold,
-                    p.initial.unwrap_or(p.threshold.saturating_sub(1)),
-                ),
+            match &b.cfg.probe {
+                Some(p) => h.configure_probe(p.window, p.threshold, p.initial),
                 // A reload that removes the probe must not leave its last verdict standing.
                 None => h.clear_probe(),
             }
             metrics.backend_health(&b.name, h.healthy());
-            if b.cfg.section.probe.is_some() {
+            if b.cfg.probe.is_some() {
                 tokio::spawn(probe_loop(Arc::downgrade(b), metrics.clone()));
             }
         }
@@ -475,7 +374,7 @@ impl Backends {
 async fn probe_loop(backend: Weak<Backend>, metrics: Arc<Metrics>) {
     let Some(interval) = backend
         .upgrade()
-        .and_then(|b| b.cfg.section.probe.as_ref().map(|p| p.interval))
+        .and_then(|b| b.cfg.probe.as_ref().map(|p| p.interval))
     else {
         return;
     };
@@ -487,7 +386,7 @@ async fn probe_loop(backend: Weak<Backend>, metrics: Arc<Metrics>) {
     loop {
         tick.tick().await;
         let Some(b) = backend.upgrade() else { return };
-        let Some(p) = b.cfg.section.probe.clone() else {
+        let Some(p) = b.cfg.probe.clone() else {
             return;
         };
         let req = Request::get(format!("http://{}{}", b.authority, p.path))

@@ -15,6 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::RwLock;
+
+use super::clock::Clock;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 
@@ -71,17 +73,19 @@ pub struct Bans {
     max: usize,
     active: Gauge,
     refused: Counter,
+    clock: Arc<dyn Clock>,
 }
 
 impl Bans {
-    /// An empty list holding at most `max` bans.
-    pub fn new(max: usize, active: Gauge, refused: Counter) -> Self {
+    /// An empty list holding at most `max` bans, aged by `clock`.
+    pub fn new(max: usize, active: Gauge, refused: Counter, clock: Arc<dyn Clock>) -> Self {
         Self {
             list: RwLock::new(VecDeque::new()),
             newest: AtomicU64::new(0),
             max,
             active,
             refused,
+            clock,
         }
     }
 
@@ -103,6 +107,7 @@ impl Bans {
             ));
         }
         ban.seq = self.newest.load(Ordering::Acquire) + 1;
+        ban.at = self.clock.now();
         list.push_back(Arc::new(ban));
         self.newest
             .store(list.back().map_or(0, |b| b.seq), Ordering::Release);
@@ -132,10 +137,9 @@ impl Bans {
     /// and those older than any object's whole life.
     pub fn retire(&self, oldest: u64, max_life: Duration) {
         let mut list = self.list.write();
-        while list
-            .front()
-            .is_some_and(|b| b.seq <= oldest || b.at.elapsed() > max_life)
-        {
+        while list.front().is_some_and(|b| {
+            b.seq <= oldest || self.clock.now().saturating_duration_since(b.at) > max_life
+        }) {
             list.pop_front();
         }
         self.active.set(list.len() as i64);
@@ -146,7 +150,10 @@ impl Bans {
         self.list
             .read()
             .iter()
-            .map(|b| (b.host.clone(), b.pattern.clone(), b.at.elapsed().as_secs()))
+            .map(|b| {
+                let age = self.clock.now().saturating_duration_since(b.at);
+                (b.host.clone(), b.pattern.clone(), age.as_secs())
+            })
             .collect()
     }
 }
@@ -156,7 +163,12 @@ mod tests {
     use super::*;
 
     fn bans(max: usize) -> Bans {
-        Bans::new(max, Gauge::default(), Counter::default())
+        Bans::new(
+            max,
+            Gauge::default(),
+            Counter::default(),
+            Arc::new(super::super::clock::SystemClock),
+        )
     }
 
     #[test]

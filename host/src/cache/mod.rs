@@ -1,20 +1,35 @@
-//! The cache store: a dashmap from a 128-bit key (host, URL, plugin key inputs)
-//! to a slot holding the variants of that URL and, while one is fetched, the
-//! channel its waiters listen on (request coalescing). Memory is bounded by a
-//! byte budget enforced with CLOCK eviction (an approximation of LRU that
-//! needs no lock on hits).
+//! The cache store: a dashmap from a 128-bit key (host, URL, plugin key
+//! inputs) to a slot holding the variants of that URL and, while one is
+//! fetched, the channel its waiters listen on. The jobs are split by file:
+//!
+//! - this file: the store, the lookup (a hit takes only the shard's read
+//!   lock), insertion and memory accounting;
+//! - [`object`]: a stored response and its freshness;
+//! - [`coalesce`]: one fetch per key, waiters told the outcome;
+//! - `evict.rs`: CLOCK eviction under the byte budget, and the periodic sweep;
+//! - `invalidate.rs`: purge, soft purge and bans, the single place every
+//!   invalidation goes through;
+//! - [`ban`]: the ban list; [`body`]: bodies filled while read;
+//!   [`policy`]: RFC 9111 proposals; [`clock`]: the time seam.
 
 pub mod ban;
 pub mod body;
+pub mod clock;
+mod coalesce;
+mod evict;
+mod invalidate;
+pub mod object;
 pub mod policy;
+#[cfg(test)]
+mod tests;
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use dashmap::DashMap;
-use http::{HeaderMap, StatusCode};
+use http::HeaderMap;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
@@ -22,8 +37,9 @@ use lacquer_cache_semantics as cs;
 
 pub use self::ban::Ban;
 use self::ban::Bans;
-use self::body::BodyBuf;
-use crate::backend::FetchFailure;
+pub use self::clock::{Clock, SystemClock};
+pub use self::coalesce::{FetchGuard, Outcome};
+pub use self::object::{NewObject, Object};
 use crate::metrics::Metrics;
 
 /// Bytes counted for an object besides its body and headers.
@@ -43,122 +59,6 @@ pub fn key(host: &str, url: &str, inputs: &[String]) -> Key {
         h.update(i.as_bytes());
     }
     h.digest128()
-}
-
-/// A stored response: what was stored ([`NewObject`], reachable through
-/// `Deref`) plus the cache's bookkeeping.
-pub struct Object {
-    stored: NewObject,
-    /// When it was stored.
-    pub created: Instant,
-    /// Times served from cache.
-    pub hits: AtomicU64,
-    /// Soft-purged: stale now, still usable in grace and for revalidation.
-    expired: AtomicBool,
-    referenced: AtomicBool,
-    refreshing: AtomicBool,
-    in_cache: AtomicBool,
-    size: AtomicI64,
-    key: Key,
-    /// The newest ban this object is known to survive.
-    ban_checked: AtomicU64,
-}
-
-impl std::ops::Deref for Object {
-    type Target = NewObject;
-    fn deref(&self) -> &NewObject {
-        &self.stored
-    }
-}
-
-impl Object {
-    /// Current age.
-    pub fn age(&self) -> Duration {
-        self.initial_age + self.created.elapsed()
-    }
-    /// Time since stored.
-    fn resident(&self) -> Duration {
-        self.created.elapsed()
-    }
-    /// Its freshness as the RFC rules see it (lifetime and grace as the plugins left them).
-    pub fn freshness(&self) -> cs::Freshness {
-        let ttl = if self.expired.load(Ordering::Relaxed) {
-            Duration::ZERO
-        } else {
-            self.ttl
-        };
-        cs::Freshness {
-            lifetime: self.initial_age + ttl,
-            source: cs::FreshnessSource::None,
-            targeted: false,
-            stale_while_revalidate: self.grace,
-            stale_if_error: self.stale_if_error,
-            must_revalidate: self.must_revalidate,
-            no_cache: self.no_cache,
-            immutable: false,
-        }
-    }
-    /// Within its freshness lifetime.
-    pub fn fresh(&self) -> bool {
-        !self.expired.load(Ordering::Relaxed) && self.resident() < self.ttl
-    }
-    /// May be served instead of an error (stale-if-error, RFC 5861).
-    pub fn usable_on_error(&self, req_cc: &cs::CacheControl) -> bool {
-        !self.hfm
-            && cs::stale_on_error(req_cc, &self.freshness(), self.age()) == cs::StaleOnError::Serve
-    }
-    /// Past ttl + grace + keep: to be dropped.
-    pub fn dead(&self) -> bool {
-        self.resident() >= self.ttl + self.grace.max(self.stale_if_error) + self.keep
-    }
-    fn touch(&self) {
-        if !self.referenced.load(Ordering::Relaxed) {
-            self.referenced.store(true, Ordering::Relaxed);
-        }
-    }
-}
-
-/// What is stored: the response and the caching facts decided for it.
-pub struct NewObject {
-    /// Status.
-    pub status: StatusCode,
-    /// Headers to store.
-    pub headers: HeaderMap,
-    /// Body.
-    pub body: Arc<BodyBuf>,
-    /// Corrected initial age.
-    pub initial_age: Duration,
-    /// Remaining freshness.
-    pub ttl: Duration,
-    /// Grace.
-    pub grace: Duration,
-    /// Keep.
-    pub keep: Duration,
-    /// Marker only.
-    pub hfm: bool,
-    /// Vary selection.
-    pub vary: Option<policy::VaryKey>,
-    /// must-revalidate / proxy-revalidate / s-maxage.
-    pub must_revalidate: bool,
-    /// no-cache.
-    pub no_cache: bool,
-    /// stale-if-error window.
-    pub stale_if_error: Duration,
-    /// Host the object is stored for.
-    pub host: Arc<str>,
-    /// Path and query the object is stored for.
-    pub url: Arc<str>,
-}
-
-/// What became of a coalesced fetch.
-#[derive(Debug, Clone)]
-pub enum Outcome {
-    /// An object was stored: look up again.
-    Stored,
-    /// The response was not cacheable: fetch on your own (no waiting).
-    Uncacheable,
-    /// The fetch failed with this.
-    Failed(FetchFailure),
 }
 
 struct Slot {
@@ -185,47 +85,14 @@ pub enum Lookup {
         stale: Option<Arc<Object>>,
     },
     /// Another request is fetching it: wait.
-    Wait(watch::Receiver<Option<Outcome>>),
+    Wait {
+        /// Tells what became of the fetch.
+        rx: watch::Receiver<Option<Outcome>>,
+        /// An older copy, to serve if that fetch fails and it is usable on error.
+        stale: Option<Arc<Object>>,
+    },
     /// Known uncacheable: fetch without waiting. `stale` as for Miss.
     HitForMiss,
-}
-
-/// The right (and duty) to fetch a key: dropping it without `resolve` tells waiters it failed.
-pub struct FetchGuard {
-    cache: Arc<Cache>,
-    key: Key,
-    tx: Option<watch::Sender<Option<Outcome>>>,
-}
-
-impl FetchGuard {
-    /// Tell waiters what happened and release the key.
-    pub fn resolve(mut self, outcome: Outcome) {
-        self.release(outcome);
-    }
-
-    fn release(&mut self, outcome: Outcome) {
-        if let Some(tx) = self.tx.take() {
-            if let Some(mut s) = self.cache.map.get_mut(&self.key)
-                && s.busy
-                    .as_ref()
-                    .is_some_and(|rx| rx.same_channel(&tx.subscribe()))
-            {
-                s.busy = None;
-            }
-            tx.send_replace(Some(outcome));
-        }
-    }
-
-    /// The key this guard holds.
-    pub fn key(&self) -> Key {
-        self.key
-    }
-}
-
-impl Drop for FetchGuard {
-    fn drop(&mut self) {
-        self.release(Outcome::Failed(FetchFailure::abandoned()));
-    }
 }
 
 /// The cache.
@@ -234,8 +101,10 @@ pub struct Cache {
     bytes: AtomicI64,
     budget: i64,
     max_variants: usize,
-    clock: Mutex<VecDeque<Weak<Object>>>,
+    /// The CLOCK ring: objects in insertion order, for eviction.
+    ring: Mutex<VecDeque<Weak<Object>>>,
     bans: Bans,
+    clock: Arc<dyn Clock>,
     /// Longest life (ttl + grace + keep) of any object stored: bans older than this are dropped.
     max_life: Mutex<Duration>,
     metrics: Arc<Metrics>,
@@ -250,17 +119,36 @@ impl Cache {
         max_bans: usize,
         metrics: Arc<Metrics>,
     ) -> Arc<Self> {
+        Self::with_clock(
+            budget,
+            max_variants,
+            max_bans,
+            metrics,
+            Arc::new(SystemClock),
+        )
+    }
+
+    /// Like [`Cache::new`], with the clock ages and lifetimes are measured by.
+    pub fn with_clock(
+        budget: u64,
+        max_variants: usize,
+        max_bans: usize,
+        metrics: Arc<Metrics>,
+        clock: Arc<dyn Clock>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             map: DashMap::new(),
             bytes: AtomicI64::new(0),
             budget: budget as i64,
             max_variants,
-            clock: Mutex::new(VecDeque::new()),
+            ring: Mutex::new(VecDeque::new()),
             bans: Bans::new(
                 max_bans,
                 metrics.cache_bans.clone(),
                 metrics.cache_bans_refused.clone(),
+                clock.clone(),
             ),
+            clock,
             max_life: Mutex::new(Duration::ZERO),
             metrics,
         })
@@ -276,6 +164,11 @@ impl Cache {
         self.map.iter().map(|s| s.variants.len()).sum()
     }
 
+    /// Now, by the cache's clock.
+    pub fn now(&self) -> std::time::Instant {
+        self.clock.now()
+    }
+
     /// Find `key` for a request with `req_headers` and request directives `req_cc`.
     /// With `revalidated`, the request just waited for a fetch: request
     /// directives (no-cache, max-age=0, Pragma) are satisfied by it.
@@ -286,6 +179,9 @@ impl Cache {
         req_cc: &cs::CacheControl,
         revalidated: bool,
     ) -> Lookup {
+        if let Some(o) = self.fresh_hit(key, req_headers, req_cc, revalidated) {
+            return Lookup::Hit(o);
+        }
         let mut slot = self.map.entry(key).or_insert_with(|| Slot {
             variants: Vec::new(),
             busy: None,
@@ -333,7 +229,7 @@ impl Cache {
                             refresh: None,
                         }
                     }
-                    (Some(rx), _) => Lookup::Wait(rx),
+                    (Some(rx), stale) => Lookup::Wait { rx, stale },
                     (None, stale) => {
                         let (tx, rx) = watch::channel(None);
                         slot.busy = Some(rx);
@@ -363,6 +259,38 @@ impl Cache {
         outcome
     }
 
+    /// The hit path: under the shard's read lock only, a usable variant.
+    /// Anything else (a miss, stale, dead or banned objects to drop, a fetch
+    /// to coalesce on) is left to the write path of [`Cache::lookup`].
+    fn fresh_hit(
+        &self,
+        key: Key,
+        req_headers: &HeaderMap,
+        req_cc: &cs::CacheControl,
+        revalidated: bool,
+    ) -> Option<Arc<Object>> {
+        let slot = self.map.get(&key)?;
+        let o = slot
+            .variants
+            .iter()
+            .find(|o| o.vary.as_ref().is_none_or(|v| v.matches(req_headers)))?;
+        if o.hfm || o.dead() || o.body.state() == body::Fill::Failed || self.banned(o) {
+            return None;
+        }
+        let conditions = if revalidated {
+            &HeaderMap::new()
+        } else {
+            req_headers
+        };
+        let reuse = cs::reuse(req_cc, conditions, &o.freshness(), o.age());
+        if !matches!(reuse, cs::Reuse::Fresh | cs::Reuse::StaleAllowed) {
+            return None;
+        }
+        o.touch();
+        o.hits.fetch_add(1, Ordering::Relaxed);
+        Some(o.clone())
+    }
+
     /// Store an object under `key`, replacing the variant it matches.
     pub fn insert(&self, key: Key, n: NewObject) -> Arc<Object> {
         let size = OBJECT_OVERHEAD
@@ -372,19 +300,8 @@ impl Cache {
                 .sum::<usize>() as i64
             + n.body.complete_len().map_or(0, |l| l as i64);
         // Read before `created`: a ban added in between is still checked.
-        let ban_checked = AtomicU64::new(self.bans.newest());
-        let obj = Arc::new(Object {
-            stored: n,
-            created: Instant::now(),
-            ban_checked,
-            hits: AtomicU64::new(0),
-            expired: AtomicBool::new(false),
-            referenced: AtomicBool::new(false),
-            refreshing: AtomicBool::new(false),
-            in_cache: AtomicBool::new(true),
-            size: AtomicI64::new(size),
-            key,
-        });
+        let ban_checked = self.bans.newest();
+        let obj = Arc::new(Object::new(n, key, size, ban_checked, self.clock.clone()));
         let mut removed = Vec::new();
         {
             let mut slot = self.map.entry(key).or_insert_with(|| Slot {
@@ -416,7 +333,7 @@ impl Cache {
         }
         self.bytes.fetch_add(size, Ordering::Relaxed);
         self.metrics.cache_objects.inc();
-        self.clock.lock().push_back(Arc::downgrade(&obj));
+        self.ring.lock().push_back(Arc::downgrade(&obj));
         self.publish();
         self.evict();
         obj
@@ -440,50 +357,6 @@ impl Cache {
         self.forget(obj);
     }
 
-    /// Remove every variant of a key. Returns how many.
-    pub fn purge(&self, key: Key) -> usize {
-        let Some(mut s) = self.map.get_mut(&key) else {
-            return 0;
-        };
-        let gone: Vec<_> = s.variants.drain(..).collect();
-        drop(s);
-        self.map
-            .remove_if(&key, |_, s| s.variants.is_empty() && s.busy.is_none());
-        let n = gone.iter().filter(|o| !o.hfm).count();
-        for o in gone {
-            self.forget(&o);
-        }
-        n
-    }
-
-    /// Mark every variant of a key stale: served in grace while refreshed, or
-    /// revalidated. Returns how many.
-    pub fn soft_purge(&self, key: Key) -> usize {
-        let Some(s) = self.map.get(&key) else {
-            return 0;
-        };
-        let live: Vec<_> = s.variants.iter().filter(|o| !o.hfm).collect();
-        for o in &live {
-            o.expired.store(true, Ordering::Relaxed);
-        }
-        live.len()
-    }
-
-    /// Add a ban (evaluated lazily at lookup, and by the periodic sweep);
-    /// the number active, or why it was refused (`[cache] max_bans`).
-    pub fn ban(&self, ban: Ban) -> Result<usize, String> {
-        self.bans.add(ban)
-    }
-
-    /// Active bans: (host, pattern, seconds old).
-    pub fn bans(&self) -> Vec<(Option<String>, String, u64)> {
-        self.bans.list()
-    }
-
-    fn banned(&self, o: &Object) -> bool {
-        !o.hfm && self.bans.banned(&o.ban_checked, &o.host, &o.url, o.created)
-    }
-
     /// Account for an object leaving the cache (once).
     fn forget(&self, o: &Object) {
         if o.in_cache.swap(false, Ordering::AcqRel) {
@@ -498,57 +371,5 @@ impl Cache {
         self.metrics
             .cache_bytes
             .set(self.bytes.load(Ordering::Relaxed));
-    }
-
-    /// Evict until within budget: CLOCK (second chance for recently used objects).
-    fn evict(&self) {
-        if self.bytes.load(Ordering::Relaxed) <= self.budget {
-            return;
-        }
-        let mut clock = self.clock.lock();
-        let mut budget_steps = clock.len() * 2 + 1;
-        while self.bytes.load(Ordering::Relaxed) > self.budget && budget_steps > 0 {
-            budget_steps -= 1;
-            let Some(w) = clock.pop_front() else { break };
-            let Some(o) = w.upgrade() else { continue };
-            if !o.in_cache.load(Ordering::Relaxed) {
-                continue;
-            }
-            if o.referenced.swap(false, Ordering::Relaxed) {
-                clock.push_back(w);
-                continue;
-            }
-            if let Some(mut s) = self.map.get_mut(&o.key) {
-                s.variants.retain(|x| !Arc::ptr_eq(x, &o));
-            }
-            self.forget(&o);
-            self.metrics.cache_evictions.inc();
-        }
-    }
-
-    /// Drop dead and banned objects and empty slots, then retire the bans
-    /// every object has been checked against (called periodically).
-    pub fn sweep(&self) {
-        let max_life = *self.max_life.lock();
-        let mut oldest = self.bans.newest();
-        let mut dead = Vec::new();
-        self.map.retain(|_, s| {
-            s.variants.retain(|o| {
-                let d = o.dead() || self.banned(o);
-                if d {
-                    dead.push(o.clone());
-                } else if !o.hfm {
-                    oldest = oldest.min(o.ban_checked.load(Ordering::Acquire));
-                }
-                !d
-            });
-            !(s.variants.is_empty() && s.busy.is_none())
-        });
-        // A ban older than any object's whole life can match nothing any more.
-        self.bans.retire(oldest, max_life);
-        for o in dead {
-            self.forget(&o);
-        }
-        self.clock.lock().retain(|w| w.strong_count() > 0);
     }
 }

@@ -9,7 +9,7 @@ use http::{HeaderMap, Method, StatusCode};
 use lacquer_cache_semantics as cs;
 
 use crate::config::CacheSection;
-use crate::plugin::chain::{Proposal, Storage};
+use crate::kinds::{Proposal, Storage};
 
 /// The request header values a variant was selected by (`Vary`).
 #[derive(Debug, Clone, PartialEq, Eq)]

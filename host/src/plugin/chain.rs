@@ -3,18 +3,18 @@
 //! plugin's `on_error` policy.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use wasmtime::component::Resource;
 
+use super::Fault;
 use super::bindings::types::{self, HookSet};
 use super::host_api::{ReqState, RespState};
 use super::limits;
 use super::runtime::LoadedPlugin;
-use super::{Fault, FaultKind, Hook};
 use crate::config::OnError;
+use crate::kinds::{FaultKind, Hook, Proposal};
 
 /// Largest synthetic body a plugin may return: 8 MiB.
 pub const MAX_SYNTH_BODY: usize = 8 * 1024 * 1024;
@@ -54,32 +54,6 @@ pub enum RecvDecision {
     Synth(Synth),
     /// Purge the URL.
     Purge,
-}
-
-/// Whether and how to store a backend response.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Storage {
-    /// Store it.
-    Cache,
-    /// Don't store; remember the URL is uncacheable for `ttl`.
-    HitForMiss,
-    /// Don't store.
-    Uncacheable,
-}
-
-/// The cache proposal handed through `on-backend-response`.
-#[derive(Debug, Clone)]
-pub struct Proposal {
-    /// Storage decision.
-    pub storage: Storage,
-    /// Remaining freshness.
-    pub ttl: Duration,
-    /// Grace.
-    pub grace: Duration,
-    /// Keep.
-    pub keep: Duration,
-    /// Why.
-    pub reason: String,
 }
 
 /// What `on-backend-response` decided.
@@ -198,7 +172,7 @@ impl Chain {
         proposal: Proposal,
     ) -> Result<BerespDecision, PluginFailure> {
         let hook = Hook::BackendResponse;
-        let mut current = to_wit(&proposal);
+        let mut current = types::CacheProposal::from(&proposal);
         for p in self.implementing(HookSet::BACKEND_RESPONSE) {
             let r = async {
                 Self::admit(p, hook)?;
@@ -230,7 +204,7 @@ impl Chain {
                 Err(f) => Self::on_fault(p, hook, f)?,
             }
         }
-        Ok(BerespDecision::Proposal(from_wit(current)))
+        Ok(BerespDecision::Proposal(Proposal::from(current)))
     }
 
     /// Run `on-fetch-error`.
@@ -360,36 +334,4 @@ fn synth(s: types::SynthResponse) -> Result<Synth, Fault> {
         headers,
         body: Bytes::from(s.body),
     })
-}
-
-fn ms(d: Duration) -> u64 {
-    d.as_millis().min(u64::MAX as u128) as u64
-}
-
-fn to_wit(p: &Proposal) -> types::CacheProposal {
-    types::CacheProposal {
-        storage: match p.storage {
-            Storage::Cache => types::Storage::Cache,
-            Storage::HitForMiss => types::Storage::HitForMiss,
-            Storage::Uncacheable => types::Storage::Uncacheable,
-        },
-        ttl_ms: ms(p.ttl),
-        grace_ms: ms(p.grace),
-        keep_ms: ms(p.keep),
-        reason: p.reason.clone(),
-    }
-}
-
-fn from_wit(p: types::CacheProposal) -> Proposal {
-    Proposal {
-        storage: match p.storage {
-            types::Storage::Cache => Storage::Cache,
-            types::Storage::HitForMiss => Storage::HitForMiss,
-            types::Storage::Uncacheable => Storage::Uncacheable,
-        },
-        ttl: Duration::from_millis(p.ttl_ms),
-        grace: Duration::from_millis(p.grace_ms),
-        keep: Duration::from_millis(p.keep_ms),
-        reason: p.reason,
-    }
 }

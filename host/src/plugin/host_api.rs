@@ -14,6 +14,7 @@ use super::kv::Namespace;
 use super::limits::{self, MAX_METHOD_BYTES, MAX_URL_BYTES};
 use super::log::LogBudget;
 use super::stdio::LogPipe;
+use crate::backend::BackendLookup;
 
 /// Most cache-key inputs a request may have.
 pub const MAX_KEY_INPUTS: usize = 32;
@@ -25,12 +26,6 @@ pub const MAX_KEY_INPUT_BYTES: usize = 1024;
 pub struct RequestHandle;
 /// Host-side type behind the WIT `response` resource.
 pub struct ResponseHandle;
-
-/// Which backends exist and whether they are healthy, for plugins.
-pub trait BackendLookup: Send + Sync {
-    /// `None` for an unknown name.
-    fn healthy(&self, name: &str) -> Option<bool>;
-}
 
 /// The request as the host holds it while plugins look at it.
 #[derive(Debug, Clone)]

@@ -15,104 +15,10 @@ pub mod runtime;
 pub mod scaffold;
 mod stdio;
 
+pub use crate::kinds::{FaultKind, Hook};
 pub use chain::{Chain, PluginFailure, Synth};
-pub use host_api::{BackendLookup, ReqState, RespState};
+pub use host_api::{ReqState, RespState};
 pub use log::LogBudget;
-
-mod bundle {
-    include!(concat!(env!("OUT_DIR"), "/bundle.rs"));
-}
-
-/// Names of the plugins embedded in the binary.
-pub fn builtin_names() -> impl Iterator<Item = &'static str> {
-    bundle::BUNDLE.iter().map(|(n, _)| *n)
-}
-
-/// The code of an embedded plugin.
-pub fn builtin_bytes(name: &str) -> Option<&'static [u8]> {
-    bundle::BUNDLE
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, b)| *b)
-}
-
-/// A hook of the contract.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Hook {
-    /// `on-recv`
-    Recv = 0,
-    /// `on-backend-response`
-    BackendResponse = 1,
-    /// `on-fetch-error`
-    FetchError = 2,
-    /// `on-deliver`
-    Deliver = 3,
-}
-
-impl Hook {
-    /// Every hook, in index order.
-    pub const ALL: [Hook; 4] = [
-        Hook::Recv,
-        Hook::BackendResponse,
-        Hook::FetchError,
-        Hook::Deliver,
-    ];
-
-    /// The WIT name, used in metrics and logs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Hook::Recv => "on-recv",
-            Hook::BackendResponse => "on-backend-response",
-            Hook::FetchError => "on-fetch-error",
-            Hook::Deliver => "on-deliver",
-        }
-    }
-}
-
-/// How a plugin call went wrong.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FaultKind {
-    /// The guest trapped (including a Rust panic).
-    Trap = 0,
-    /// The call ran past its deadline.
-    Timeout = 1,
-    /// The instance hit its memory limit.
-    Memory = 2,
-    /// A fresh instance failed to instantiate or `init`.
-    InitFailed = 3,
-    /// The plugin returned something the host refuses (e.g. CR/LF in a header).
-    InvalidOutput = 4,
-    /// The plugin is quarantined and was not called.
-    Quarantined = 5,
-    /// All of the plugin's `max_instances` were busy for its whole `timeout`.
-    Busy = 6,
-}
-
-impl FaultKind {
-    /// Every kind, in index order.
-    pub const ALL: [FaultKind; 7] = [
-        FaultKind::Trap,
-        FaultKind::Timeout,
-        FaultKind::Memory,
-        FaultKind::InitFailed,
-        FaultKind::InvalidOutput,
-        FaultKind::Quarantined,
-        FaultKind::Busy,
-    ];
-
-    /// Label used in metrics and logs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FaultKind::Trap => "trap",
-            FaultKind::Timeout => "timeout",
-            FaultKind::Memory => "memory",
-            FaultKind::InitFailed => "init-failed",
-            FaultKind::InvalidOutput => "invalid-output",
-            FaultKind::Quarantined => "quarantined",
-            FaultKind::Busy => "busy",
-        }
-    }
-}
 
 /// A failed plugin call.
 #[derive(Debug, Clone)]
@@ -169,3 +75,5 @@ pub enum PluginError {
         cause: String,
     },
 }
+#[cfg(test)]
+mod tests;

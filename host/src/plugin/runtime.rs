@@ -257,7 +257,7 @@ impl LoadedPlugin {
         let s = &cfg.section;
         let mut p = LoadedPlugin {
             name: name.clone(),
-            on_error: s.on_error.per_hook(),
+            on_error: cfg.on_error,
             hooks: HookSet::empty(),
             pre,
             env,

@@ -1,0 +1,469 @@
+//! Checking the file once into the runtime [`Config`]: one function per
+//! section, each error naming the key (`backends[0].url`) and the cause.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytesize::ByteSize;
+use http::{HeaderName, HeaderValue, Uri};
+
+use super::file::*;
+use super::runtime::*;
+use super::{ConfigError, DEFAULT_BUNDLE};
+
+/// Builds errors for one file.
+struct Checker<'a> {
+    file: &'a str,
+}
+
+impl Checker<'_> {
+    fn bad(&self, key: impl Into<String>, cause: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            file: self.file.to_string(),
+            key: key.into(),
+            cause: cause.into(),
+        }
+    }
+
+    fn addr(&self, key: &str, v: &str) -> Result<SocketAddr, ConfigError> {
+        v.parse::<SocketAddr>().map_err(|e| {
+            self.bad(
+                key,
+                format!("{v:?} is not an address like 127.0.0.1:6081 ({e})"),
+            )
+        })
+    }
+
+    fn positive(&self, key: impl Into<String>, d: Duration) -> Result<(), ConfigError> {
+        if d.is_zero() {
+            return Err(self.bad(key, "must be more than 0s"));
+        }
+        Ok(())
+    }
+}
+
+impl FileConfig {
+    /// Check every value and resolve names and paths. `base` is the
+    /// directory relative paths resolve against.
+    pub fn check(self, file: &str, base: Option<&Path>) -> Result<Config, ConfigError> {
+        let c = Checker { file };
+        let listen = c.addr("server.listen", &self.server.listen)?;
+        let (admin_listen, admin_token) = check_admin(&c, &self.admin)?;
+        check_server(&c, &self.server)?;
+        let mut names = HashSet::new();
+        let backends = check_backends(&c, self.backends, &mut names)?;
+        let directors = check_directors(&c, self.directors, &mut names)?;
+        let default_backend = match self.server.default_backend {
+            Some(n) if names.contains(&n) => n,
+            Some(n) => {
+                return Err(c.bad(
+                    "server.default_backend",
+                    format!("unknown backend or director {n:?}"),
+                ));
+            }
+            None if backends.len() == 1 && directors.is_empty() => backends[0].name.clone(),
+            None => {
+                return Err(c.bad(
+                    "server.default_backend",
+                    "required when more than one backend or director is declared",
+                ));
+            }
+        };
+        check_cache(&c, &self.cache)?;
+        let plugins = check_plugins(&c, self.plugins, base)?;
+        let mut runtime = self.runtime;
+        if let (Some(dir), Some(b)) = (&runtime.cache_dir, base)
+            && dir.is_relative()
+        {
+            runtime.cache_dir = Some(b.join(dir));
+        }
+        Ok(Config {
+            source: file.to_string(),
+            listen,
+            admin_listen,
+            admin_token,
+            default_backend,
+            debug_headers: self.server.debug_headers,
+            max_retries: self.server.max_retries,
+            drain_timeout: self.server.drain_timeout,
+            header_read_timeout: self.server.header_read_timeout,
+            idle_timeout: self.server.idle_timeout,
+            max_connections: self.server.max_connections,
+            cache: self.cache,
+            runtime,
+            backends,
+            directors,
+            plugins,
+        })
+    }
+}
+
+fn check_server(c: &Checker<'_>, s: &ServerSection) -> Result<(), ConfigError> {
+    c.positive("server.header_read_timeout", s.header_read_timeout)?;
+    c.positive("server.idle_timeout", s.idle_timeout)?;
+    if s.max_connections == 0 {
+        return Err(c.bad("server.max_connections", "must be at least 1"));
+    }
+    Ok(())
+}
+
+fn check_admin(
+    c: &Checker<'_>,
+    a: &AdminSection,
+) -> Result<(Option<SocketAddr>, Option<String>), ConfigError> {
+    let listen = match &a.listen {
+        Some(v) => Some(c.addr("admin.listen", v)?),
+        None => None,
+    };
+    if a.token.as_deref().is_some_and(|t| t.trim().is_empty()) {
+        return Err(c.bad(
+            "admin.token",
+            "must not be empty or blank (leave it out for no token)",
+        ));
+    }
+    if listen.is_some_and(|l| !l.ip().is_loopback()) && a.token.is_none() {
+        return Err(c.bad(
+            "admin.token",
+            "required when admin.listen is not a loopback address",
+        ));
+    }
+    Ok((listen, a.token.clone()))
+}
+
+fn check_backends(
+    c: &Checker<'_>,
+    sections: Vec<BackendSection>,
+    names: &mut HashSet<String>,
+) -> Result<Vec<BackendConfig>, ConfigError> {
+    if sections.is_empty() {
+        return Err(c.bad("backends", "at least one [[backends]] is required"));
+    }
+    let mut out = Vec::new();
+    for (i, b) in sections.into_iter().enumerate() {
+        let key = |k: &str| format!("backends[{i}].{k}");
+        check_name(&b.name).map_err(|e| c.bad(key("name"), e))?;
+        if !names.insert(b.name.clone()) {
+            return Err(c.bad(key("name"), format!("duplicate name {:?}", b.name)));
+        }
+        let (uri, socket) = backend_url(&b.url).map_err(|e| c.bad(key("url"), e))?;
+        for (k, d) in [
+            ("connect_timeout", b.connect_timeout),
+            ("first_byte_timeout", b.first_byte_timeout),
+            ("between_bytes_timeout", b.between_bytes_timeout),
+        ] {
+            c.positive(key(k), d)?;
+        }
+        let probe = match &b.probe {
+            Some(p) => Some(check_probe(c, p, &key)?),
+            None => None,
+        };
+        let host_header = match &b.host_header {
+            Some(h) => Some(
+                HeaderValue::from_str(h)
+                    .map_err(|_| c.bad(key("host_header"), format!("{h:?} is not a valid Host")))?,
+            ),
+            None => None,
+        };
+        out.push(BackendConfig {
+            name: b.name,
+            url: b.url,
+            uri,
+            socket,
+            timeouts: Timeouts {
+                connect: b.connect_timeout,
+                first_byte: b.first_byte_timeout,
+                between_bytes: b.between_bytes_timeout,
+            },
+            max_connections: b.max_connections,
+            max_connections_wait: b.max_connections_wait,
+            host_header,
+            probe,
+        });
+    }
+    Ok(out)
+}
+
+/// `http://host:port` (no path prefix) or `unix:/absolute/path`.
+fn backend_url(url: &str) -> Result<(Uri, Option<PathBuf>), String> {
+    if let Some(path) = url.strip_prefix("unix:") {
+        // One spelling: `unix:` then an absolute path (not `unix://`).
+        if !Path::new(path).is_absolute() || path.starts_with("//") {
+            return Err(format!("{url:?}: expected unix:/absolute/path/to.sock"));
+        }
+        if !cfg!(unix) {
+            return Err(format!(
+                "{url:?}: Unix domain sockets are not supported here"
+            ));
+        }
+        return Ok((
+            Uri::from_static("http://localhost"),
+            Some(PathBuf::from(path)),
+        ));
+    }
+    let uri: Uri = url.parse().map_err(|e| format!("{url:?}: {e}"))?;
+    if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+        return Err(format!("{url:?}: expected http://host:port or unix:/path"));
+    }
+    if !matches!(uri.path(), "" | "/") {
+        return Err(format!("{url:?}: a path prefix is not supported"));
+    }
+    Ok((uri, None))
+}
+
+fn check_probe(
+    c: &Checker<'_>,
+    p: &ProbeSection,
+    key: &dyn Fn(&str) -> String,
+) -> Result<ProbeSpec, ConfigError> {
+    if !p.path.starts_with('/') {
+        return Err(c.bad(key("probe.path"), "must start with /"));
+    }
+    if p.window == 0 || p.window > 64 {
+        return Err(c.bad(key("probe.window"), "must be 1..=64"));
+    }
+    if p.threshold == 0 || p.threshold > p.window {
+        return Err(c.bad(key("probe.threshold"), "must be 1..=window"));
+    }
+    c.positive(key("probe.interval"), p.interval)?;
+    c.positive(key("probe.timeout"), p.timeout)?;
+    if !(100..=999).contains(&p.expected_status) {
+        return Err(c.bad(key("probe.expected_status"), "must be 100..=999"));
+    }
+    let initial = p.initial.unwrap_or(p.threshold.saturating_sub(1));
+    if initial > p.window {
+        return Err(c.bad(key("probe.initial"), "must be 0..=window"));
+    }
+    Ok(ProbeSpec {
+        path: p.path.clone(),
+        interval: p.interval,
+        timeout: p.timeout,
+        window: p.window,
+        threshold: p.threshold,
+        initial,
+        expected_status: p.expected_status,
+    })
+}
+
+fn check_directors(
+    c: &Checker<'_>,
+    sections: Vec<DirectorSection>,
+    names: &mut HashSet<String>,
+) -> Result<Vec<DirectorConfig>, ConfigError> {
+    let mut out = Vec::new();
+    for (i, d) in sections.iter().enumerate() {
+        let key = |k: &str| format!("directors[{i}].{k}");
+        check_name(&d.name).map_err(|e| c.bad(key("name"), e))?;
+        if !names.insert(d.name.clone()) {
+            return Err(c.bad(key("name"), format!("duplicate name {:?}", d.name)));
+        }
+        if d.backends.is_empty() {
+            return Err(c.bad(key("backends"), "a director needs at least one member"));
+        }
+        if !d.weights.is_empty() && d.kind != "random" {
+            return Err(c.bad(key("weights"), "only a random director has weights"));
+        }
+        if d.key.is_some() && d.kind != "hash" {
+            return Err(c.bad(key("key"), "only a hash director has a key"));
+        }
+        let kind = match d.kind.as_str() {
+            "round-robin" => DirectorKind::RoundRobin,
+            "fallback" => DirectorKind::Fallback,
+            "random" => {
+                if !d.weights.is_empty() && d.weights.len() != d.backends.len() {
+                    return Err(c.bad(key("weights"), "one weight per member"));
+                }
+                let weights = if d.weights.is_empty() {
+                    vec![1; d.backends.len()]
+                } else {
+                    d.weights.clone()
+                };
+                DirectorKind::Random { weights }
+            }
+            "hash" => DirectorKind::Hash(
+                hash_key(d.key.as_deref().unwrap_or("url")).map_err(|e| c.bad(key("key"), e))?,
+            ),
+            other => {
+                return Err(c.bad(
+                    key("kind"),
+                    format!("{other:?}: expected round-robin, random, hash or fallback"),
+                ));
+            }
+        };
+        out.push(DirectorConfig {
+            name: d.name.clone(),
+            kind,
+            members: d.backends.clone(),
+        });
+    }
+    // Members must exist, and directors must not contain themselves.
+    let members: HashMap<&str, &Vec<String>> =
+        out.iter().map(|d| (d.name.as_str(), &d.members)).collect();
+    for (i, d) in out.iter().enumerate() {
+        if let Some(m) = d.members.iter().find(|m| !names.contains(*m)) {
+            return Err(c.bad(
+                format!("directors[{i}].backends"),
+                format!("unknown backend or director {m:?}"),
+            ));
+        }
+        if reaches(&members, &d.name, &d.name, 0) {
+            return Err(c.bad(
+                format!("directors[{i}].backends"),
+                "a director cannot contain itself",
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// `url`, `client-ip` or `header:<name>`.
+fn hash_key(k: &str) -> Result<HashKey, String> {
+    match k {
+        "url" => Ok(HashKey::Url),
+        "client-ip" => Ok(HashKey::ClientIp),
+        _ => match k.strip_prefix("header:") {
+            Some(h) => HeaderName::from_bytes(h.as_bytes())
+                .map(HashKey::Header)
+                .map_err(|_| format!("{k:?}: {h:?} is not a header name")),
+            None => Err(format!("{k:?}: expected url, client-ip or header:<name>")),
+        },
+    }
+}
+
+fn check_cache(c: &Checker<'_>, s: &CacheSection) -> Result<(), ConfigError> {
+    if s.max_variants == 0 {
+        return Err(c.bad("cache.max_variants", "must be at least 1"));
+    }
+    if s.max_bans == 0 {
+        return Err(c.bad("cache.max_bans", "must be at least 1"));
+    }
+    if s.max_object_size.0 > s.memory.0 {
+        return Err(c.bad("cache.max_object_size", "must not exceed cache.memory"));
+    }
+    Ok(())
+}
+
+fn check_plugins(
+    c: &Checker<'_>,
+    sections: Option<Vec<PluginSection>>,
+    base: Option<&Path>,
+) -> Result<Vec<PluginConfig>, ConfigError> {
+    let sections = sections.unwrap_or_else(|| {
+        DEFAULT_BUNDLE
+            .iter()
+            .map(|n| PluginSection::builtin(n))
+            .collect()
+    });
+    let mut names = HashSet::new();
+    let mut plugins = Vec::new();
+    let mut instances = 0u64;
+    for (i, p) in sections.into_iter().enumerate() {
+        let key = |k: &str| format!("plugins[{i}].{k}");
+        check_name(&p.name).map_err(|e| c.bad(key("name"), e))?;
+        if !names.insert(p.name.clone()) {
+            return Err(c.bad(key("name"), format!("duplicate name {:?}", p.name)));
+        }
+        let source = match (&p.path, &p.builtin) {
+            (Some(path), None) => PluginSource::Path(match base {
+                Some(b) if path.is_relative() => b.join(path),
+                _ => path.clone(),
+            }),
+            (None, Some(b)) => {
+                if !crate::bundle::names().any(|n| n == b) {
+                    let known: Vec<_> = crate::bundle::names().collect();
+                    return Err(c.bad(
+                        key("builtin"),
+                        format!("unknown builtin {b:?} (known: {})", known.join(", ")),
+                    ));
+                }
+                PluginSource::Builtin(b.clone())
+            }
+            _ => return Err(c.bad(key("path"), "set exactly one of `path` and `builtin`")),
+        };
+        if p.timeout.is_zero() || p.timeout > Duration::from_secs(10) {
+            return Err(c.bad(key("timeout"), "must be more than 0s and at most 10s"));
+        }
+        if p.wall_timeout
+            .is_some_and(|w| w < p.timeout || w > Duration::from_secs(60))
+        {
+            return Err(c.bad(
+                key("wall_timeout"),
+                "must be at least timeout and at most 60s",
+            ));
+        }
+        if p.max_instances == 0 {
+            return Err(c.bad(key("max_instances"), "must be at least 1"));
+        }
+        instances += u64::from(p.max_instances);
+        if p.memory.0 < 1024 * 1024 || p.memory.0 > MAX_PLUGIN_MEMORY {
+            return Err(c.bad(key("memory"), "must be between 1MiB and 512MiB"));
+        }
+        let config_json = p
+            .config
+            .as_ref()
+            .map_or_else(|| "{}".to_string(), |v| v.to_string());
+        plugins.push(PluginConfig {
+            on_error: p.on_error.per_hook(),
+            section: p,
+            source,
+            config_json,
+        });
+    }
+    if instances > u64::from(TOTAL_PLUGIN_INSTANCES / 2) {
+        return Err(c.bad(
+            "plugins",
+            format!(
+                "max_instances add up to {instances}: at most {} across all plugins (half the process's {TOTAL_PLUGIN_INSTANCES}, so a reload always has room)",
+                TOTAL_PLUGIN_INSTANCES / 2
+            ),
+        ));
+    }
+    Ok(plugins)
+}
+
+impl PluginSection {
+    /// A bundled plugin with every default.
+    pub fn builtin(name: &str) -> Self {
+        PluginSection {
+            name: name.into(),
+            path: None,
+            builtin: Some(name.into()),
+            on_error: OnErrorSpec::default(),
+            timeout: DEFAULT_PLUGIN_TIMEOUT,
+            wall_timeout: None,
+            max_instances: DEFAULT_PLUGIN_INSTANCES,
+            memory: ByteSize(DEFAULT_PLUGIN_MEMORY),
+            quarantine_after: 0,
+            quarantine_window: DEFAULT_QUARANTINE_WINDOW,
+            quarantine_backoff: DEFAULT_QUARANTINE_BACKOFF,
+            config: None,
+        }
+    }
+}
+
+fn check_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?}: use 1-64 characters of a-z, 0-9, '-', '_', '.'"
+        ))
+    }
+}
+
+fn reaches(m: &HashMap<&str, &Vec<String>>, from: &str, target: &str, depth: usize) -> bool {
+    if depth > 16 {
+        return true;
+    }
+    m.get(from).is_some_and(|members| {
+        members
+            .iter()
+            .any(|x| x == target || reaches(m, x, target, depth + 1))
+    })
+}

@@ -1,0 +1,469 @@
+//! The TOML file as written: serde structs with `deny_unknown_fields`, and
+//! every default as a named constant (each field's doc states its default).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytesize::ByteSize;
+use serde::Deserialize;
+
+/// Default `[server] listen`.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:6081";
+/// Default `[cache] memory`: 256 MiB.
+pub const DEFAULT_CACHE_MEMORY: u64 = 256 * 1024 * 1024;
+/// Default `[cache] max_object_size`: 16 MiB.
+pub const DEFAULT_MAX_OBJECT: u64 = 16 * 1024 * 1024;
+/// Default `[cache] default_grace`: 0 s (stale only with the origin's permission).
+pub const DEFAULT_GRACE: Duration = Duration::ZERO;
+/// Default `[cache] stale_if_error`: 1 h.
+pub const DEFAULT_STALE_IF_ERROR: Duration = Duration::from_secs(3600);
+/// Default backend `connect_timeout`: 3.5 s.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(3500);
+/// Default backend `first_byte_timeout`: 60 s.
+pub const DEFAULT_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default backend `between_bytes_timeout`: 60 s.
+pub const DEFAULT_BETWEEN_BYTES_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default plugin call deadline: 500 ms. It is wall-clock time (epoch
+/// interruption), so it must leave room for a loaded machine descheduling the
+/// thread; it exists to stop runaway plugins, not to police slow ones.
+pub const DEFAULT_PLUGIN_TIMEOUT: Duration = Duration::from_millis(500);
+/// Default plugin memory limit per instance: 32 MiB.
+pub const DEFAULT_PLUGIN_MEMORY: u64 = 32 * 1024 * 1024;
+/// Largest plugin memory limit accepted: 512 MiB.
+pub const MAX_PLUGIN_MEMORY: u64 = 512 * 1024 * 1024;
+/// Default plugin `max_instances`: instances of one plugin alive at once.
+pub const DEFAULT_PLUGIN_INSTANCES: u32 = 32;
+/// Plugin instances the process can hold at once, across every plugin and
+/// every config generation still draining. A config's plugins may claim at
+/// most half (`max_instances` summed), so a reload always finds room.
+pub const TOTAL_PLUGIN_INSTANCES: u32 = 1000;
+/// Default `[server] header_read_timeout`: 10 s.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default `[server] idle_timeout`: 60 s.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default `[server] max_connections`: 10,000 client connections.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// Default probe `path`: "/".
+pub const DEFAULT_PROBE_PATH: &str = "/";
+/// Default probe `interval`: 5 s.
+pub const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_secs(5);
+/// Default probe `timeout`: 2 s.
+pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default probe `window`: 8 probes.
+pub const DEFAULT_PROBE_WINDOW: u32 = 8;
+/// Default probe `threshold`: 3 good probes in the window.
+pub const DEFAULT_PROBE_THRESHOLD: u32 = 3;
+/// Default probe `expected_status`: 200.
+pub const DEFAULT_PROBE_STATUS: u16 = 200;
+/// Default `[server] max_retries`: 1.
+pub const DEFAULT_MAX_RETRIES: u32 = 1;
+/// Default `[server] drain_timeout`: 10 s.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default `[cache] max_bans`: 10,000 active bans.
+pub const DEFAULT_MAX_BANS: usize = 10_000;
+/// Default `[cache] default_keep`: 1 h.
+pub const DEFAULT_KEEP: Duration = Duration::from_secs(3600);
+/// Default `[cache] heuristic_max`: 24 h.
+pub const DEFAULT_HEURISTIC_MAX: Duration = Duration::from_secs(24 * 3600);
+/// Default `[cache] max_variants`: 16.
+pub const DEFAULT_MAX_VARIANTS: usize = 16;
+/// Default `[runtime] recycle_after`: 10,000 calls.
+pub const DEFAULT_RECYCLE_AFTER: u64 = 10_000;
+/// Default plugin `quarantine_window`: 10 s.
+pub const DEFAULT_QUARANTINE_WINDOW: Duration = Duration::from_secs(10);
+/// Default plugin `quarantine_backoff`: 5 s.
+pub const DEFAULT_QUARANTINE_BACKOFF: Duration = Duration::from_secs(5);
+
+/// The file as written. Unknown keys are errors.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// `[server]`
+    #[serde(default)]
+    pub server: ServerSection,
+    /// `[admin]`
+    #[serde(default)]
+    pub admin: AdminSection,
+    /// `[cache]`
+    #[serde(default)]
+    pub cache: CacheSection,
+    /// `[runtime]`: the plugin runtime.
+    #[serde(default)]
+    pub runtime: RuntimeSection,
+    /// `[[backends]]`
+    #[serde(default)]
+    pub backends: Vec<BackendSection>,
+    /// `[[directors]]`
+    #[serde(default)]
+    pub directors: Vec<DirectorSection>,
+    /// `[[plugins]]`; none means the default bundle.
+    pub plugins: Option<Vec<PluginSection>>,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    /// Client listener. Default "127.0.0.1:6081".
+    pub listen: String,
+    /// Backend or director for requests no plugin routed. May be left out
+    /// only when exactly one backend is declared.
+    pub default_backend: Option<String>,
+    /// Send `x-lacquer-error` on errors and let plugins show causes. Default false.
+    pub debug_headers: bool,
+    /// Retries of an idempotent request after a connect failure or a reset
+    /// before any response byte. Default 1.
+    pub max_retries: u32,
+    /// How long shutdown waits for in-flight requests. Default 10 s.
+    #[serde(with = "humantime_serde")]
+    pub drain_timeout: Duration,
+    /// How long an HTTP/1 client may take to send a request head, counted
+    /// from the connection's start or the end of the previous response (so
+    /// it is also HTTP/1's keep-alive idle time). Default 10 s.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// A connection (HTTP/1 or HTTP/2) with no request in progress for this
+    /// long is closed. Default 60 s.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Client connections open at once; more are accepted and closed at once
+    /// (counted in `lacquer_connections_refused_total`). Default 10,000.
+    pub max_connections: usize,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN.into(),
+            default_backend: None,
+            debug_headers: false,
+            max_retries: DEFAULT_MAX_RETRIES,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+        }
+    }
+}
+
+/// `[admin]`
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSection {
+    /// Admin listener, e.g. "127.0.0.1:6082". Default: none (no admin listener).
+    pub listen: Option<String>,
+    /// Bearer token for mutations; required when `listen` is not loopback.
+    /// An empty or blank token is refused.
+    pub token: Option<String>,
+}
+
+/// `[cache]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheSection {
+    /// Memory budget for cached objects. Default 256 MiB.
+    pub memory: ByteSize,
+    /// Responses larger than this pass. Default 16 MiB.
+    pub max_object_size: ByteSize,
+    /// TTL for responses with no explicit freshness and no Last-Modified. Default 0 s.
+    #[serde(with = "humantime_serde")]
+    pub default_ttl: Duration,
+    /// How long a stale object may be served while it is refreshed in the
+    /// background, for responses without `stale-while-revalidate`. Default 0 s:
+    /// RFC 9111 forbids serving stale content without permission, and the
+    /// origin grants it with `stale-while-revalidate`.
+    #[serde(with = "humantime_serde")]
+    pub default_grace: Duration,
+    /// How long past freshness a stored object may be served when the backend
+    /// cannot be reached (RFC 9111 §4.2.4 allows it when disconnected), for
+    /// responses without `stale-if-error`. Default 1 h.
+    #[serde(with = "humantime_serde")]
+    pub stale_if_error: Duration,
+    /// How long past grace objects with validators (ETag, Last-Modified) are
+    /// kept for conditional revalidation. Default 1 h (they still count
+    /// against `memory` and are evicted first when unused).
+    #[serde(with = "humantime_serde")]
+    pub default_keep: Duration,
+    /// Upper bound for heuristic freshness (10% of Last-Modified age). Default 24 h.
+    #[serde(with = "humantime_serde")]
+    pub heuristic_max: Duration,
+    /// Most variants (by `Vary`) kept per URL. Default 16.
+    pub max_variants: usize,
+    /// Most bans active at once (admin and plugins together); more are
+    /// refused until old ones retire. Default 10,000.
+    pub max_bans: usize,
+}
+
+impl Default for CacheSection {
+    fn default() -> Self {
+        Self {
+            memory: ByteSize(DEFAULT_CACHE_MEMORY),
+            max_object_size: ByteSize(DEFAULT_MAX_OBJECT),
+            default_ttl: Duration::ZERO,
+            default_grace: DEFAULT_GRACE,
+            stale_if_error: DEFAULT_STALE_IF_ERROR,
+            default_keep: DEFAULT_KEEP,
+            heuristic_max: DEFAULT_HEURISTIC_MAX,
+            max_variants: DEFAULT_MAX_VARIANTS,
+            max_bans: DEFAULT_MAX_BANS,
+        }
+    }
+}
+
+/// `[runtime]`: the plugin runtime.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeSection {
+    /// An instance is replaced by a fresh one after this many calls. Default 10000.
+    pub recycle_after: u64,
+    /// Directory for compiled plugins, keyed by content hash and engine
+    /// version, so starts and reloads don't recompile unchanged plugins. Must be
+    /// writable only by the operator (its files are loaded as native code).
+    /// Relative to the config file. Default: none (compile at every start).
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for RuntimeSection {
+    fn default() -> Self {
+        Self {
+            recycle_after: DEFAULT_RECYCLE_AFTER,
+            cache_dir: None,
+        }
+    }
+}
+
+/// `[[backends]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendSection {
+    /// Unique name.
+    pub name: String,
+    /// `http://host:port` (a path prefix is not allowed), or `unix:/absolute/path.sock`.
+    pub url: String,
+    /// Default 3.5 s.
+    #[serde(default = "d_connect", with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Default 60 s.
+    #[serde(default = "d_first_byte", with = "humantime_serde")]
+    pub first_byte_timeout: Duration,
+    /// Default 60 s.
+    #[serde(default = "d_between", with = "humantime_serde")]
+    pub between_bytes_timeout: Duration,
+    /// Concurrent requests to this backend; 0 = unlimited (default).
+    #[serde(default)]
+    pub max_connections: usize,
+    /// How long a request waits for a free connection slot. Default 0 s (fail at once).
+    #[serde(default, with = "humantime_serde")]
+    pub max_connections_wait: Duration,
+    /// Host header sent to this backend instead of the client's.
+    #[serde(default)]
+    pub host_header: Option<String>,
+    /// Active health probe.
+    #[serde(default)]
+    pub probe: Option<ProbeSection>,
+}
+
+fn d_connect() -> Duration {
+    DEFAULT_CONNECT_TIMEOUT
+}
+fn d_first_byte() -> Duration {
+    DEFAULT_FIRST_BYTE_TIMEOUT
+}
+fn d_between() -> Duration {
+    DEFAULT_BETWEEN_BYTES_TIMEOUT
+}
+
+/// A backend's health probe.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProbeSection {
+    /// Path requested. Default "/".
+    pub path: String,
+    /// Time between probes. Default 5 s.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// Probe timeout. Default 2 s.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Probes remembered. Default 8.
+    pub window: u32,
+    /// Good probes in the window needed to be healthy. Default 3.
+    pub threshold: u32,
+    /// Good probes assumed at start. Default threshold − 1.
+    pub initial: Option<u32>,
+    /// Status a good probe answers. Default 200.
+    pub expected_status: u16,
+}
+
+impl Default for ProbeSection {
+    fn default() -> Self {
+        Self {
+            path: DEFAULT_PROBE_PATH.into(),
+            interval: DEFAULT_PROBE_INTERVAL,
+            timeout: DEFAULT_PROBE_TIMEOUT,
+            window: DEFAULT_PROBE_WINDOW,
+            threshold: DEFAULT_PROBE_THRESHOLD,
+            initial: None,
+            expected_status: DEFAULT_PROBE_STATUS,
+        }
+    }
+}
+
+/// `[[directors]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectorSection {
+    /// Unique name (shared namespace with backends).
+    pub name: String,
+    /// "round-robin", "random", "hash" or "fallback" (checked into
+    /// [`super::DirectorKind`]).
+    pub kind: String,
+    /// Members: backend or director names.
+    pub backends: Vec<String>,
+    /// For "random": one weight per member (default all 1).
+    #[serde(default)]
+    pub weights: Vec<u32>,
+    /// For "hash": "url" (default), "client-ip" or "header:<name>".
+    #[serde(default)]
+    pub key: Option<String>,
+}
+
+/// `[[plugins]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginSection {
+    /// Name used in logs and metrics.
+    pub name: String,
+    /// Path to a `.wasm` component (relative to the config file).
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// Name of a plugin of the embedded bundle.
+    #[serde(default)]
+    pub builtin: Option<String>,
+    /// "fail-closed" (default: answer 500 naming the plugin) or "skip"; or a
+    /// table per hook: `{ default = "skip", on_recv = "fail-closed" }`.
+    #[serde(default)]
+    pub on_error: OnErrorSpec,
+    /// Deadline per hook call for the plugin's own running (epoch
+    /// interruption). Default 500 ms.
+    #[serde(default = "d_plugin_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Wall-clock bound per hook call, waits included (a guest sleeping or
+    /// polling through WASI does not run, so `timeout` alone can't see it).
+    /// Default: twice `timeout`.
+    #[serde(default, with = "humantime_serde")]
+    pub wall_timeout: Option<Duration>,
+    /// Instances of this plugin alive at once (each serves one call at a
+    /// time); a call that finds none free within `timeout` is a `busy`
+    /// fault. Default 32.
+    #[serde(default = "d_plugin_instances")]
+    pub max_instances: u32,
+    /// Memory limit per instance. Default 32 MiB.
+    #[serde(default = "d_plugin_memory")]
+    pub memory: ByteSize,
+    /// Faults within `quarantine_window` that quarantine the plugin. Default 0 (never).
+    #[serde(default)]
+    pub quarantine_after: u32,
+    /// Window for counting faults. Default 10 s.
+    #[serde(default = "d_qwindow", with = "humantime_serde")]
+    pub quarantine_window: Duration,
+    /// First quarantine period; doubles on each new quarantine, up to 5 min. Default 5 s.
+    #[serde(default = "d_qbackoff", with = "humantime_serde")]
+    pub quarantine_backoff: Duration,
+    /// The plugin's own settings, handed to its `init` as JSON.
+    #[serde(default)]
+    pub config: Option<serde_json::Value>,
+}
+
+fn d_plugin_timeout() -> Duration {
+    DEFAULT_PLUGIN_TIMEOUT
+}
+fn d_plugin_memory() -> ByteSize {
+    ByteSize(DEFAULT_PLUGIN_MEMORY)
+}
+fn d_plugin_instances() -> u32 {
+    DEFAULT_PLUGIN_INSTANCES
+}
+fn d_qwindow() -> Duration {
+    DEFAULT_QUARANTINE_WINDOW
+}
+fn d_qbackoff() -> Duration {
+    DEFAULT_QUARANTINE_BACKOFF
+}
+
+/// What happens to a request when a plugin faults.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnError {
+    /// Answer 500 naming the plugin.
+    #[default]
+    FailClosed,
+    /// Continue as if the plugin had said "continue".
+    Skip,
+}
+
+/// `on_error` as written: one policy, or one per hook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum OnErrorSpec {
+    /// The same policy for every hook.
+    All(OnError),
+    /// Per hook, with a default for the others.
+    PerHook(PerHookOnError),
+}
+
+impl Default for OnErrorSpec {
+    fn default() -> Self {
+        OnErrorSpec::All(OnError::FailClosed)
+    }
+}
+
+/// `on_error` per hook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PerHookOnError {
+    /// For hooks not named. Default "fail-closed".
+    #[serde(default)]
+    pub default: OnError,
+    /// For `on-recv`.
+    pub on_recv: Option<OnError>,
+    /// For `on-backend-response`.
+    pub on_backend_response: Option<OnError>,
+    /// For `on-fetch-error`.
+    pub on_fetch_error: Option<OnError>,
+    /// For `on-deliver`.
+    pub on_deliver: Option<OnError>,
+}
+
+impl OnErrorSpec {
+    /// The policy of each hook, by hook index (recv, backend-response, fetch-error, deliver).
+    pub fn per_hook(self) -> [OnError; 4] {
+        match self {
+            OnErrorSpec::All(p) => [p; 4],
+            OnErrorSpec::PerHook(h) => [
+                h.on_recv,
+                h.on_backend_response,
+                h.on_fetch_error,
+                h.on_deliver,
+            ]
+            .map(|x| x.unwrap_or(h.default)),
+        }
+    }
+}
+
+impl BackendSection {
+    /// A backend with every default.
+    pub fn new(name: &str, url: &str) -> Self {
+        Self {
+            name: name.into(),
+            url: url.into(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            first_byte_timeout: DEFAULT_FIRST_BYTE_TIMEOUT,
+            between_bytes_timeout: DEFAULT_BETWEEN_BYTES_TIMEOUT,
+            max_connections: 0,
+            max_connections_wait: Duration::ZERO,
+            host_header: None,
+            probe: None,
+        }
+    }
+}

@@ -1,0 +1,119 @@
+use std::time::Duration;
+
+use super::*;
+
+fn err(text: &str) -> String {
+    Config::from_toml(text, "t.toml", None)
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn embedded_default_is_valid() {
+    let c = Config::embedded_default().unwrap();
+    assert_eq!(c.listen.port(), 6081);
+    assert_eq!(c.admin_listen.unwrap().port(), 6082);
+    assert_eq!(c.default_backend, "default");
+    let names: Vec<_> = c.plugins.iter().map(|p| p.section.name.as_str()).collect();
+    assert_eq!(names, DEFAULT_BUNDLE);
+}
+
+#[test]
+fn unknown_keys_are_named() {
+    let e = err(
+        "[server]\nlisten = \"127.0.0.1:1\"\nlisn = 1\n[[backends]]\nname=\"a\"\nurl=\"http://x:1\"",
+    );
+    assert!(e.contains("lisn"), "{e}");
+}
+
+#[test]
+fn bad_values_name_the_key() {
+    let e = err("[[backends]]\nname=\"a\"\nurl=\"ftp://x\"");
+    assert!(e.contains("backends[0].url"), "{e}");
+    let e = err("[[backends]]\nname=\"a\"\nurl=\"http://x:1\"\nfirst_byte_timeout=\"soon\"");
+    assert!(e.contains("first_byte_timeout"), "{e}");
+    let e = err(
+        "[[backends]]\nname=\"a\"\nurl=\"http://x:1\"\n[[backends]]\nname=\"b\"\nurl=\"http://y:1\"",
+    );
+    assert!(e.contains("server.default_backend"), "{e}");
+    let e = err("[cache]\nmemory=\"lots\"\n[[backends]]\nname=\"a\"\nurl=\"http://x:1\"");
+    assert!(e.contains("memory"), "{e}");
+}
+
+#[test]
+fn durations_and_sizes_are_human() {
+    let c = Config::from_toml(
+        "[cache]\nmemory=\"64MiB\"\nmax_object_size=\"1MiB\"\n[[backends]]\nname=\"a\"\nurl=\"http://x:1\"\nfirst_byte_timeout=\"250ms\"",
+        "t",
+        None,
+    )
+    .unwrap();
+    assert_eq!(c.cache.memory.0, 64 << 20);
+    assert_eq!(
+        c.backends[0].timeouts.first_byte,
+        Duration::from_millis(250)
+    );
+}
+
+#[test]
+fn director_cycles_and_unknown_members_are_refused() {
+    let base = "[[backends]]\nname=\"a\"\nurl=\"http://x:1\"\n";
+    let e = err(&format!(
+        "{base}[[directors]]\nname=\"d\"\nkind=\"fallback\"\nbackends=[\"d\"]"
+    ));
+    assert!(e.contains("itself"), "{e}");
+    let e = err(&format!(
+        "{base}[[directors]]\nname=\"d\"\nkind=\"fallback\"\nbackends=[\"zz\"]"
+    ));
+    assert!(e.contains("zz"), "{e}");
+}
+
+#[test]
+fn directors_are_typed_once() {
+    let base = "[server]\ndefault_backend = \"d\"\n[[backends]]\nname=\"a\"\nurl=\"http://x:1\"\n[[backends]]\nname=\"b\"\nurl=\"http://y:1\"\n";
+    let c = Config::from_toml(
+        &format!("{base}[[directors]]\nname=\"d\"\nkind=\"hash\"\nkey=\"header:X-User\"\nbackends=[\"a\",\"b\"]"),
+        "t",
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        c.directors[0].kind,
+        DirectorKind::Hash(HashKey::Header(http::HeaderName::from_static("x-user")))
+    );
+    let c = Config::from_toml(
+        &format!("{base}[[directors]]\nname=\"d\"\nkind=\"random\"\nbackends=[\"a\",\"b\"]"),
+        "t",
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        c.directors[0].kind,
+        DirectorKind::Random {
+            weights: vec![1, 1]
+        }
+    );
+    let e = err(&format!(
+        "{base}[[directors]]\nname=\"d\"\nkind=\"round_robin\"\nbackends=[\"a\"]"
+    ));
+    assert!(e.contains("directors[0].kind"), "{e}");
+    let e = err(&format!(
+        "{base}[[directors]]\nname=\"d\"\nkind=\"hash\"\nweights=[1]\nbackends=[\"a\"]"
+    ));
+    assert!(e.contains("directors[0].weights"), "{e}");
+}
+
+#[test]
+fn probes_and_timeouts_are_typed() {
+    let c = Config::from_toml(
+        "[[backends]]\nname=\"a\"\nurl=\"http://x:1\"\nconnect_timeout=\"1s\"\nprobe = { path = \"/h\", threshold = 2 }",
+        "t",
+        None,
+    )
+    .unwrap();
+    let b = &c.backends[0];
+    assert_eq!(b.timeouts.connect, Duration::from_secs(1));
+    assert_eq!(b.timeouts.first_byte, DEFAULT_FIRST_BYTE_TIMEOUT);
+    let p = b.probe.as_ref().unwrap();
+    assert_eq!((p.path.as_str(), p.threshold, p.initial), ("/h", 2, 1));
+}

@@ -1,0 +1,171 @@
+//! Delivery: a stored object answers the client's conditionals (304/412)
+//! and ranges (206/416) itself; every response then goes through
+//! `on-deliver`, and the host frames it.
+
+use std::sync::Arc;
+
+use http::header::{self, HeaderValue};
+use http::{Method, Response, StatusCode};
+
+use lacquer_cache_semantics as cs;
+
+use super::{Answer, Cx, Delivery, text_headers};
+use crate::body::{ProxyBody, empty, full};
+use crate::cache::Object;
+use crate::cache::body::BodyBuf;
+use crate::http_util::VIA;
+use crate::kinds::{Hook, State};
+use crate::plugin::chain::DeliverInfo;
+use crate::plugin::{RespState, Synth};
+
+impl Cx {
+    /// Deliver a cached object, answering the client's conditionals (304/412)
+    /// and byte ranges (206/416) from it. `reader`, when given, is a reader
+    /// of its body made earlier (the first client of a filling object).
+    pub async fn deliver_object(
+        &mut self,
+        o: &Arc<Object>,
+        state: State,
+        reader: Option<ProxyBody>,
+    ) -> Answer {
+        let mut headers = o.headers.clone();
+        let age = o.age();
+        headers.insert(header::AGE, cs::age_header_value(age));
+        let head = self.rs.method == Method::HEAD;
+        let mut status = o.status;
+        // The host frames what it sends: a complete body's length is known.
+        if let Some(len) = o.body.complete_len()
+            && o.status != StatusCode::NO_CONTENT
+        {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        }
+        let mut body = match reader {
+            _ if head => empty(),
+            Some(r) => r,
+            None => o.body.reader(),
+        };
+        match cs::evaluate_conditionals(&self.rs.method, &self.rs.headers, o.status, &o.headers) {
+            cs::Conditional::NotModified => {
+                status = StatusCode::NOT_MODIFIED;
+                body = empty();
+                for h in [
+                    header::CONTENT_LENGTH,
+                    header::CONTENT_RANGE,
+                    header::TRANSFER_ENCODING,
+                ] {
+                    headers.remove(h);
+                }
+            }
+            cs::Conditional::PreconditionFailed => {
+                status = StatusCode::PRECONDITION_FAILED;
+                body = empty();
+                headers = text_headers();
+            }
+            cs::Conditional::None => {
+                if o.status == StatusCode::OK && self.rs.method == Method::GET {
+                    if let Some(len) = o.body.complete_len() {
+                        let d = cs::range(&self.rs.headers, len, &o.headers);
+                        if let Some(cr) = d.content_range(len) {
+                            headers.insert(header::CONTENT_RANGE, cr);
+                        }
+                        match d {
+                            cs::RangeDecision::Full => {}
+                            cs::RangeDecision::Partial { start, end } => {
+                                if let Some(part) = o.body.slice(start, end) {
+                                    status = StatusCode::PARTIAL_CONTENT;
+                                    headers.insert(
+                                        header::CONTENT_LENGTH,
+                                        HeaderValue::from(end - start + 1),
+                                    );
+                                    body = BodyBuf::of_chunks(part);
+                                }
+                            }
+                            cs::RangeDecision::Unsatisfiable => {
+                                status = StatusCode::RANGE_NOT_SATISFIABLE;
+                                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(0));
+                                body = empty();
+                            }
+                        }
+                    }
+                    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+                }
+            }
+        }
+        self.deliver(Delivery {
+            status,
+            headers,
+            body,
+            state,
+            hits: o.hits.load(std::sync::atomic::Ordering::Relaxed),
+            age: age.as_secs(),
+        })
+        .await
+    }
+
+    /// Deliver a plugin's (or the host's) synthetic response.
+    pub async fn deliver_synth(&mut self, s: Synth) -> Answer {
+        let body = if self.rs.method == Method::HEAD {
+            empty()
+        } else {
+            full(s.body)
+        };
+        self.deliver(Delivery {
+            status: s.status,
+            headers: s.headers,
+            body,
+            state: State::Synth,
+            hits: 0,
+            age: 0,
+        })
+        .await
+    }
+
+    /// Run on-deliver and build the client response.
+    pub async fn deliver(&mut self, d: Delivery) -> Answer {
+        let Delivery {
+            status,
+            headers,
+            mut body,
+            state,
+            hits,
+            age,
+        } = d;
+        let mut resp = RespState { status, headers };
+        let chain = &self.generation.chain;
+        if !self.background && chain.implements(Hook::Deliver) {
+            let info = DeliverInfo {
+                state: state.into(),
+                hits,
+                age_s: age,
+                debug: self.generation.config.debug_headers,
+            };
+            match chain.on_deliver(&mut self.rs, &mut resp, info).await {
+                Ok(None) => {}
+                Ok(Some(s)) => {
+                    resp = RespState {
+                        status: s.status,
+                        headers: s.headers,
+                    };
+                    body = if self.rs.method == Method::HEAD {
+                        empty()
+                    } else {
+                        full(s.body)
+                    };
+                }
+                Err(f) => return self.plugin_failed(f),
+            }
+        }
+        resp.headers.append(header::VIA, VIA);
+        if self.generation.config.debug_headers
+            && let Some(f) = &self.failure
+            && let Ok(v) =
+                HeaderValue::from_str(&format!("{} backend={}", f.kind.as_str(), f.backend))
+        {
+            resp.headers.insert("x-lacquer-error", v);
+        }
+        let mut r = Response::new(body);
+        *r.status_mut() = resp.status;
+        *r.headers_mut() = resp.headers;
+        Answer::new(r, state)
+    }
+}

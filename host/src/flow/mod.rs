@@ -1,0 +1,223 @@
+//! The request flow, one module per phase (docs/design.md has the chart):
+//!
+//! - [`recv`]: `on-recv`, then the host's choice of synth / purge / pass / lookup;
+//! - [`lookup`]: the cache lookup, waiting on another request's fetch (coalescing),
+//!   background refresh of a stale object;
+//! - [`fetch`]: attempts against backends, retries, `on-backend-response` and
+//!   `on-fetch-error`;
+//! - [`store`]: storing while streaming (the fill task), hit-for-miss, pass-through;
+//! - [`deliver`]: conditionals and ranges from stored objects, `on-deliver`;
+//! - [`errors`]: the one place a failure becomes a 400/500/502/503/504.
+//!
+//! [`Cx`] is the per-request context; its methods are spread over those
+//! modules, each a phase. [`handle`] drives a request through them.
+
+mod deliver;
+mod errors;
+mod fetch;
+mod lookup;
+mod recv;
+mod store;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::header::{self, HeaderValue};
+use http::{HeaderMap, Request, Response, StatusCode, Uri};
+use hyper::body::Incoming;
+
+use lacquer_cache_semantics as cs;
+
+use crate::body::ProxyBody;
+use crate::cache::{self, FetchGuard, Key, Outcome};
+use crate::http_util::request_host;
+use crate::kinds::{FetchFailure, State};
+use crate::plugin::ReqState;
+use crate::state::{Generation, Shared};
+
+pub use self::errors::text_headers;
+
+/// A response for the client and how it was answered (the `state` label).
+pub struct Answer {
+    /// The response.
+    pub response: Response<ProxyBody>,
+    /// How it was answered.
+    pub state: State,
+}
+
+impl Answer {
+    fn new(response: Response<ProxyBody>, state: State) -> Self {
+        Self { response, state }
+    }
+}
+
+/// What to do after a fetch failure and `on-fetch-error`.
+pub enum AfterError {
+    /// Fetch again (a plugin asked, and the request can be resent).
+    Retry,
+    /// Answer with this.
+    Answer(Answer),
+}
+
+/// A response on its way to the client, before on-deliver.
+pub struct Delivery {
+    /// Status.
+    pub status: StatusCode,
+    /// Header fields.
+    pub headers: HeaderMap,
+    /// Body.
+    pub body: ProxyBody,
+    /// Where it came from.
+    pub state: State,
+    /// Hits of the object.
+    pub hits: u64,
+    /// Age in seconds.
+    pub age: u64,
+}
+
+/// How a fetch relates to the cache.
+pub enum Mode {
+    /// Not cached: the response streams through.
+    Pass,
+    /// A coalesced miss: waiters wait on the guard.
+    Miss(FetchGuard),
+    /// Known uncacheable lately: fetch without coalescing, but store if now cacheable.
+    HitForMiss(Key),
+}
+
+impl Mode {
+    fn key(&self) -> Option<Key> {
+        match self {
+            Mode::Pass => None,
+            Mode::Miss(g) => Some(g.key()),
+            Mode::HitForMiss(k) => Some(*k),
+        }
+    }
+    fn resolve(&mut self, o: Outcome) {
+        if let Mode::Miss(_) = self
+            && let Mode::Miss(g) = std::mem::replace(self, Mode::Pass)
+        {
+            g.resolve(o);
+        }
+    }
+}
+
+/// One request's context.
+pub struct Cx {
+    /// Server state.
+    pub shared: Arc<Shared>,
+    /// The generation the request started on.
+    pub generation: Arc<Generation>,
+    /// The request as plugins see it.
+    pub rs: ReqState,
+    /// The client's body, until it is sent to a backend.
+    pub body: Option<Incoming>,
+    /// Whether a non-empty body has been sent (the request can't be retried).
+    pub body_sent: bool,
+    /// The fetch failure this request ended with, if any.
+    pub failure: Option<FetchFailure>,
+    /// A background refresh: nothing is delivered.
+    pub background: bool,
+    /// The request's `Cache-Control` directives.
+    pub cc: cs::CacheControl,
+}
+
+/// The phases a request goes through, as [`Cx::run`] drives them.
+enum Step {
+    /// Run `on-recv` and decide.
+    Recv,
+    /// Look the key up (and wait, or fetch).
+    Lookup,
+    /// Fetch without the cache, then invalidate what an unsafe method changed.
+    Pass,
+    /// Done.
+    Answered(Answer),
+}
+
+/// Serve one client request.
+pub async fn handle(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Response<ProxyBody> {
+    let start = Instant::now();
+    let generation = shared.generation.load_full();
+    let (parts, body) = req.into_parts();
+    let mut headers = parts.headers;
+    lacquer_cache_semantics::strip_connection_headers(&mut headers);
+    // One host for the cache key and the backend (RFC 9112 §3.2): the
+    // target's authority, else the single Host field.
+    let host = match request_host(parts.version, &headers, &parts.uri) {
+        Ok(h) => h,
+        Err((reason, message)) => {
+            shared.metrics.request_refused(reason);
+            shared
+                .metrics
+                .request(State::Synth, start.elapsed().as_secs_f64());
+            tracing::info!(client = %peer, reason, "refused request: {message}");
+            return errors::bad_request(&message);
+        }
+    };
+    headers.remove(header::HOST);
+    if let Ok(v) = HeaderValue::from_str(&host)
+        && !host.is_empty()
+    {
+        headers.insert(header::HOST, v);
+    }
+    let uri = parts
+        .uri
+        .path_and_query()
+        .map(|pq| Uri::from(pq.clone()))
+        .unwrap_or_else(|| Uri::from_static("/"));
+    let rs = ReqState {
+        method: parts.method,
+        uri,
+        headers,
+        host,
+        client: peer,
+        id: shared.request_id(),
+        backend: None,
+        key_inputs: Vec::new(),
+    };
+    let metrics = shared.metrics.clone();
+    let cc = cs::CacheControl::parse(&rs.headers, &header::CACHE_CONTROL);
+    let mut cx = Cx {
+        cc,
+        shared,
+        generation,
+        rs,
+        body: Some(body),
+        body_sent: false,
+        failure: None,
+        background: false,
+    };
+    let answer = cx.run().await;
+    metrics.request(answer.state, start.elapsed().as_secs_f64());
+    answer.response
+}
+
+impl Cx {
+    /// Drive the request through its phases.
+    async fn run(&mut self) -> Answer {
+        let mut step = Step::Recv;
+        loop {
+            step = match step {
+                Step::Recv => self.recv().await,
+                Step::Lookup => Step::Answered(self.lookup().await),
+                Step::Pass => {
+                    let a = self.fetch(Mode::Pass, None).await;
+                    self.invalidate_after_unsafe(&a.response);
+                    Step::Answered(a)
+                }
+                Step::Answered(a) => return a,
+            }
+        }
+    }
+
+    /// The cache key of this request.
+    pub fn key(&self) -> cache::Key {
+        let url = self.rs.uri.path_and_query().map_or("/", |p| p.as_str());
+        cache::key(&self.rs.host, url, &self.rs.key_inputs)
+    }
+}

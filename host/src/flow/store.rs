@@ -1,0 +1,251 @@
+//! What becomes of a backend response: stored while it streams to the
+//! client (a fill task reads the backend into the object), remembered as
+//! hit-for-miss, or passed straight through.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use http::header;
+use http::{Method, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+
+use lacquer_cache_semantics as cs;
+
+use super::{Answer, Cx, Delivery, Mode};
+use crate::backend::Backend;
+use crate::body::{BetweenBytesTimeout, TimeoutBody, empty};
+use crate::cache::body::BodyBuf;
+use crate::cache::policy::{self, Facts, VaryKey};
+use crate::cache::{NewObject, Object, Outcome};
+use crate::kinds::{FetchFailure, FetchKind, Proposal, State, Storage};
+use crate::plugin::RespState;
+use crate::state::Shared;
+
+/// Where a response's body comes from.
+pub(super) enum Source {
+    /// The backend, still streaming.
+    Backend(TimeoutBody<Incoming>),
+    /// A stored object's body (after a 304 revalidated it).
+    Stored(Arc<BodyBuf>),
+}
+
+impl Cx {
+    pub(super) async fn store_or_stream(
+        &mut self,
+        mut mode: Mode,
+        be: &Backend,
+        mut resp: RespState,
+        body: Source,
+        p: Proposal,
+        facts: Facts,
+    ) -> Answer {
+        let cfg = &self.generation.config.cache;
+        let length = resp
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let too_big = length.is_some_and(|l| l > cfg.max_object_size.0);
+        if too_big && p.storage == Storage::Cache {
+            self.shared.metrics.cache_too_large.inc();
+        }
+        let storable =
+            p.storage == Storage::Cache && !too_big && resp.status != StatusCode::PARTIAL_CONTENT;
+        let cache = &self.shared.cache;
+        match (mode.key(), storable, p.storage) {
+            (Some(key), true, _) => {
+                let opts = policy::options(cfg);
+                cs::remove_unstorable_fields(&mut resp.headers, &opts);
+                cs::ensure_date(&mut resp.headers, SystemTime::now());
+                let (buf, backend_body) = match body {
+                    Source::Stored(buf) => (buf, None),
+                    Source::Backend(b) => (BodyBuf::filling(), Some(b)),
+                };
+                let obj = cache.insert(
+                    key,
+                    NewObject {
+                        status: resp.status,
+                        headers: resp.headers,
+                        body: buf,
+                        initial_age: facts.initial_age,
+                        ttl: p.ttl,
+                        grace: p.grace,
+                        keep: p.keep,
+                        hfm: false,
+                        vary: facts
+                            .vary
+                            .map(|names| VaryKey::new(names, &self.rs.headers)),
+                        must_revalidate: facts.must_revalidate,
+                        no_cache: facts.no_cache,
+                        stale_if_error: facts.stale_if_error,
+                        host: self.rs.host.as_str().into(),
+                        url: self
+                            .rs
+                            .uri
+                            .path_and_query()
+                            .map_or("/", |p| p.as_str())
+                            .into(),
+                    },
+                );
+                mode.resolve(Outcome::Stored);
+                // The first client reads from the start: registered before
+                // the fill runs, so an overflow streams to it.
+                let first =
+                    (!self.background && self.rs.method != Method::HEAD).then(|| obj.body.reader());
+                if let Some(body) = backend_body {
+                    tokio::spawn(fill(
+                        self.shared.clone(),
+                        obj.clone(),
+                        body,
+                        FillCx {
+                            max: cfg.max_object_size.0,
+                            req: self.rs.id.clone(),
+                            request: format!("{} {}", self.rs.method, self.rs.uri),
+                            backend: be.name.clone(),
+                        },
+                    ));
+                }
+                if self.background {
+                    return Answer::new(Response::new(empty()), State::Miss);
+                }
+                self.deliver_object(&obj, State::Miss, first).await
+            }
+            (key, _, storage) => {
+                if let Some(key) = key
+                    && storage == Storage::HitForMiss
+                    && !p.ttl.is_zero()
+                {
+                    cache.insert(key, hit_for_miss(p.ttl, &self.rs.host, &self.rs.uri));
+                }
+                let state = if matches!(mode, Mode::Miss(_)) {
+                    State::Miss
+                } else {
+                    State::Pass
+                };
+                mode.resolve(Outcome::Uncacheable);
+                if self.background {
+                    return Answer::new(Response::new(empty()), state);
+                }
+                let body = match body {
+                    _ if self.rs.method == Method::HEAD => empty(),
+                    Source::Stored(buf) => buf.reader(),
+                    Source::Backend(b) => b.boxed_unsync(),
+                };
+                self.deliver(Delivery {
+                    status: resp.status,
+                    headers: resp.headers,
+                    body,
+                    state,
+                    hits: 0,
+                    age: 0,
+                })
+                .await
+            }
+        }
+    }
+}
+
+fn hit_for_miss(ttl: Duration, host: &str, uri: &http::Uri) -> NewObject {
+    NewObject {
+        status: StatusCode::OK,
+        headers: http::HeaderMap::new(),
+        body: BodyBuf::complete(Bytes::new()),
+        initial_age: Duration::ZERO,
+        ttl,
+        grace: Duration::ZERO,
+        keep: Duration::ZERO,
+        hfm: true,
+        vary: None,
+        must_revalidate: false,
+        no_cache: false,
+        stale_if_error: Duration::ZERO,
+        host: host.into(),
+        url: uri.path_and_query().map_or("/", |p| p.as_str()).into(),
+    }
+}
+
+/// Read the backend body into a stored object. Past `max` (data bytes, or
+/// twice that counting chunk overhead) the object leaves the cache and the
+/// rest only streams to the clients already reading it, no faster than the
+/// slowest; with none left, the backend is no longer read. A failed body
+/// drops the object.
+async fn fill(shared: Arc<Shared>, obj: Arc<Object>, mut body: TimeoutBody<Incoming>, f: FillCx) {
+    let start = Instant::now();
+    let (mut data_len, mut cost) = (0u64, 0u64);
+    let mut kept = true;
+    loop {
+        match body.frame().await {
+            None => {
+                obj.body.finish();
+                return;
+            }
+            Some(Ok(frame)) => {
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
+                data_len += data.len() as u64;
+                let chunk_cost = (data.len() + crate::cache::body::CHUNK_OVERHEAD) as u64;
+                if kept && (data_len > f.max || cost + chunk_cost > 2 * f.max) {
+                    kept = false;
+                    shared.cache.remove(&obj);
+                    shared.metrics.cache_too_large.inc();
+                    obj.body.overflow();
+                    tracing::info!(
+                        req = &*f.req,
+                        "object exceeds max_object_size ({} bytes): not cached, streaming through",
+                        f.max
+                    );
+                }
+                match obj.body.push(data).await {
+                    Some(c) => {
+                        cost += c as u64;
+                        if kept {
+                            shared.cache.grow(&obj, c);
+                        }
+                    }
+                    None => {
+                        // Not cached and nobody reads it any more.
+                        obj.body.fail();
+                        return;
+                    }
+                }
+            }
+            Some(Err(e)) => {
+                obj.body.fail();
+                shared.cache.remove(&obj);
+                let kind = if e.downcast_ref::<BetweenBytesTimeout>().is_some() {
+                    FetchKind::BetweenBytesTimeout
+                } else {
+                    FetchKind::ConnectionReset
+                };
+                let failure = FetchFailure {
+                    kind,
+                    backend: f.backend.to_string(),
+                    attempt: 1,
+                    elapsed: start.elapsed(),
+                    detail: format!("after {data_len} body bytes: {e}"),
+                };
+                tracing::warn!(
+                    req = &*f.req,
+                    backend = %f.backend,
+                    kind = kind.as_str(),
+                    "body fetch failed: {e}"
+                );
+                shared.metrics.fetch_failure(&f.backend, kind.as_str());
+                shared.record_failure(&f.req, f.request, &failure);
+                return;
+            }
+        }
+    }
+}
+
+/// What a fill task needs to know of its request.
+struct FillCx {
+    max: u64,
+    req: Arc<str>,
+    /// Method and URL, for `/fetch-errors`.
+    request: String,
+    backend: Arc<str>,
+}
