@@ -246,7 +246,10 @@ async fn a_full_kv_namespace_refuses_growth_at_once_and_nothing_hangs() {
     let o = origin().await;
     let l = Lacquer::with_origin(
         &o.url(),
-        &format!("[[plugins]]\nname = \"kv\"\npath = \"{}\"\n", guests::KV),
+        &format!(
+            "[[plugins]]\nname = \"kv\"\npath = \"{}\"\ntimeout = \"5s\"\n",
+            guests::KV
+        ),
     )
     .await;
     let fill = l.get("/kv-fill/100000?size=1024").await;
@@ -342,4 +345,53 @@ async fn sleeping_calls_cannot_starve_other_plugins_or_a_reload() {
             .await,
         8.0
     );
+}
+
+#[tokio::test]
+async fn a_looping_plugin_yields_so_other_requests_go_on() {
+    // One runtime thread serves everything here: without yields, a looping
+    // call would hold it until its deadline and nothing else could run.
+    let o = origin().await;
+    let l = std::sync::Arc::new(
+        Lacquer::with_origin(
+            &o.url(),
+            &faulty(
+                "looper",
+                "fail-closed",
+                "mode = \"loop\"",
+                "timeout = \"1s\"\nwall_timeout = \"60s\"\n",
+            ),
+        )
+        .await,
+    );
+    let mut loopers = Vec::new();
+    for i in 0..4 {
+        let l = l.clone();
+        loopers.push(tokio::spawn(async move {
+            l.get(&format!("/boom/{i}")).await.status
+        }));
+    }
+    lacquer_tests::wait_until(Duration::from_secs(30), "4 looping calls", || async {
+        l.metric("lacquer_plugin_calls_total{plugin=\"looper\",hook=\"on-recv\"}")
+            .await
+            >= 4.0
+    })
+    .await;
+    let normal: Vec<_> = (0..20)
+        .map(|i| {
+            let l = l.clone();
+            tokio::spawn(async move { l.get(&format!("/fine/{i}")).await.status })
+        })
+        .collect();
+    for n in futures_util::future::join_all(normal).await {
+        assert_eq!(n.unwrap(), 200);
+    }
+    // They were all answered while the loops still ran.
+    let timeouts = fault_series("looper", "on-recv", "timeout");
+    assert_eq!(l.metric(&timeouts).await, 0.0, "no loop had ended yet");
+    // And the loops end at their CPU deadline.
+    for s in futures_util::future::join_all(loopers).await {
+        assert_eq!(s.unwrap(), 500);
+    }
+    assert_eq!(l.metric(&timeouts).await, 4.0);
 }

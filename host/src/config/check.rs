@@ -91,6 +91,7 @@ impl FileConfig {
             header_read_timeout: self.server.header_read_timeout,
             idle_timeout: self.server.idle_timeout,
             max_connections: self.server.max_connections,
+            x_cache: self.server.x_cache,
             cache: self.cache,
             runtime,
             backends,

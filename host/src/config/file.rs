@@ -23,10 +23,9 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(3500);
 pub const DEFAULT_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default backend `between_bytes_timeout`: 60 s.
 pub const DEFAULT_BETWEEN_BYTES_TIMEOUT: Duration = Duration::from_secs(60);
-/// Default plugin call deadline: 500 ms. It is wall-clock time (epoch
-/// interruption), so it must leave room for a loaded machine descheduling the
-/// thread; it exists to stop runaway plugins, not to police slow ones.
-pub const DEFAULT_PLUGIN_TIMEOUT: Duration = Duration::from_millis(500);
+/// Default plugin `timeout`: 100 ms of CPU time per hook call (the thread's
+/// CPU clock, so a descheduled thread does not fail a healthy call).
+pub const DEFAULT_PLUGIN_TIMEOUT: Duration = Duration::from_millis(100);
 /// Default plugin memory limit per instance: 32 MiB.
 pub const DEFAULT_PLUGIN_MEMORY: u64 = 32 * 1024 * 1024;
 /// Largest plugin memory limit accepted: 512 MiB.
@@ -129,6 +128,9 @@ pub struct ServerSection {
     /// Client connections open at once; more are accepted and closed at once
     /// (counted in `lacquer_connections_refused_total`). Default 10,000.
     pub max_connections: usize,
+    /// Add `x-cache: HIT|MISS|PASS|STALE|SYNTH` to responses (before
+    /// `on-deliver`, so plugins may change it). Default true.
+    pub x_cache: bool,
 }
 
 impl Default for ServerSection {
@@ -142,6 +144,7 @@ impl Default for ServerSection {
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            x_cache: true,
         }
     }
 }
@@ -344,13 +347,13 @@ pub struct PluginSection {
     /// table per hook: `{ default = "skip", on_recv = "fail-closed" }`.
     #[serde(default)]
     pub on_error: OnErrorSpec,
-    /// Deadline per hook call for the plugin's own running (epoch
-    /// interruption). Default 500 ms.
+    /// CPU time a hook call may spend (checked every 1 ms tick, with a yield
+    /// to other requests in between). Default 100 ms.
     #[serde(default = "d_plugin_timeout", with = "humantime_serde")]
     pub timeout: Duration,
-    /// Wall-clock bound per hook call, waits included (a guest sleeping or
-    /// polling through WASI does not run, so `timeout` alone can't see it).
-    /// Default: twice `timeout`.
+    /// Wall-clock bound per hook call, waits and yields included (a guest
+    /// sleeping through WASI spends no CPU, so `timeout` alone can't see it).
+    /// Default: ten times `timeout`, at least 1 s.
     #[serde(default, with = "humantime_serde")]
     pub wall_timeout: Option<Duration>,
     /// Instances of this plugin alive at once (each serves one call at a

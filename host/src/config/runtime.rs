@@ -36,6 +36,8 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// `[server] max_connections`.
     pub max_connections: usize,
+    /// `[server] x_cache`.
+    pub x_cache: bool,
     /// `[cache]`, every value checked.
     pub cache: CacheSection,
     /// `[runtime]`, `cache_dir` resolved against the config's directory.

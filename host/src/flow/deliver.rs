@@ -18,6 +18,19 @@ use crate::kinds::{Hook, State};
 use crate::plugin::chain::DeliverInfo;
 use crate::plugin::{RespState, Synth};
 
+/// `x-cache`, set by the host from the state it knows (`[server] x_cache`).
+const X_CACHE: header::HeaderName = header::HeaderName::from_static("x-cache");
+
+fn x_cache_value(state: State) -> HeaderValue {
+    HeaderValue::from_static(match state {
+        State::Hit => "HIT",
+        State::Miss => "MISS",
+        State::Pass => "PASS",
+        State::Stale => "STALE",
+        State::Synth => "SYNTH",
+    })
+}
+
 impl Cx {
     /// Deliver a cached object, answering the client's conditionals (304/412)
     /// and byte ranges (206/416) from it. `reader`, when given, is a reader
@@ -131,6 +144,10 @@ impl Cx {
             age,
         } = d;
         let mut resp = RespState { status, headers };
+        let x_cache = self.generation.config.x_cache;
+        if x_cache {
+            resp.headers.insert(X_CACHE, x_cache_value(state));
+        }
         let chain = &self.generation.chain;
         if !self.background && chain.implements(Hook::Deliver) {
             let info = DeliverInfo {
@@ -146,6 +163,9 @@ impl Cx {
                         status: s.status,
                         headers: s.headers,
                     };
+                    if x_cache && !resp.headers.contains_key(X_CACHE) {
+                        resp.headers.insert(X_CACHE, x_cache_value(State::Synth));
+                    }
                     body = if self.rs.method == Method::HEAD {
                         empty()
                     } else {

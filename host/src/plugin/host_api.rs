@@ -150,6 +150,8 @@ pub struct StoreState {
     pub(crate) violation: Option<String>,
     /// Bytes logged during the call in progress.
     pub(crate) logged: usize,
+    /// CPU time the call in progress may still spend.
+    pub(crate) cpu: super::cpu::CpuBudget,
 }
 
 impl StoreState {

@@ -7,6 +7,7 @@
 
 mod bindings;
 pub mod chain;
+mod cpu;
 pub mod host_api;
 pub mod kv;
 pub mod limits;

@@ -12,10 +12,13 @@ use dashmap::DashMap;
 use parking_lot::Mutex;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+use wasmtime::{
+    Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline,
+};
 use wasmtime_wasi::WasiCtxBuilder;
 
 use super::bindings::{Plugin, PluginPre, types::HookSet};
+use super::cpu::{CpuBudget, CpuTimeout};
 use super::host_api::{Limiter, PluginEnv, ReqState, RespState, StoreState};
 use super::stdio::LogPipe;
 use super::{Fault, FaultKind, Hook, PluginError};
@@ -51,6 +54,9 @@ fn shared() -> &'static Shared {
         let mut cfg = wasmtime::Config::new();
         cfg.wasm_component_model(true)
             .epoch_interruption(true)
+            // Our guests use no component-model async: without the
+            // concurrent task machinery every call and import is cheaper.
+            .concurrency_support(false)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&cfg).expect("the plugin engine's fixed settings are valid");
         let ticker = engine.weak();
@@ -217,7 +223,7 @@ pub struct LoadedPlugin {
     pre: PluginPre<StoreState>,
     env: Arc<PluginEnv>,
     config_json: String,
-    ticks: u64,
+    cpu: Duration,
     wall: Duration,
     slot_wait: Duration,
     max_idle: usize,
@@ -262,10 +268,10 @@ impl LoadedPlugin {
             pre,
             env,
             config_json: cfg.config_json.clone(),
-            ticks: (s.timeout.as_millis() as u64)
-                .div_ceil(TICK.as_millis() as u64)
-                .max(1),
-            wall: s.wall_timeout.unwrap_or(s.timeout * 2),
+            cpu: s.timeout,
+            wall: s
+                .wall_timeout
+                .unwrap_or_else(|| (s.timeout * 10).max(Duration::from_secs(1))),
             slot_wait: s.timeout,
             max_idle: s.max_instances as usize,
             slots: Arc::new(Semaphore::new(s.max_instances as usize)),
@@ -286,7 +292,8 @@ impl LoadedPlugin {
             plugin: name.to_string(),
             cause: f.message,
         })?;
-        inst.store.set_epoch_deadline(p.ticks);
+        inst.store.data_mut().cpu.reset();
+        inst.store.set_epoch_deadline(1);
         p.hooks = inst
             .bindings
             .lacquer_plugin_hooks()
@@ -319,10 +326,16 @@ impl LoadedPlugin {
             resp: RespState::default(),
             violation: None,
             logged: 0,
+            cpu: CpuBudget::new(self.cpu, TICK),
         };
         let mut store = Store::new(&shared().engine, state);
         store.limiter(|s| &mut s.limiter);
-        store.set_epoch_deadline(self.ticks);
+        // Past each tick: charge the CPU time, then trap or yield to tokio.
+        store.epoch_deadline_callback(|mut ctx| {
+            let yield_now = ctx.data_mut().cpu.on_tick()?;
+            Ok(UpdateDeadline::YieldCustom(1, yield_now))
+        });
+        store.set_epoch_deadline(1);
         let init_fault = |kind, message| Fault { kind, message };
         let bindings = self
             .pre
@@ -434,7 +447,8 @@ impl LoadedPlugin {
         }
         data.violation = None;
         data.logged = 0;
-        inst.store.set_epoch_deadline(self.ticks);
+        data.cpu.reset();
+        inst.store.set_epoch_deadline(1);
         Ok(Call {
             inst,
             start,
@@ -538,6 +552,12 @@ fn classify(e: &wasmtime::Error, store: &Store<StoreState>) -> Fault {
         return Fault {
             kind: FaultKind::Timeout,
             message: "deadline exceeded".into(),
+        };
+    }
+    if let Some(c) = e.downcast_ref::<CpuTimeout>() {
+        return Fault {
+            kind: FaultKind::Timeout,
+            message: c.to_string(),
         };
     }
     if let Some(w) = e.downcast_ref::<WallTimeout>() {

@@ -24,7 +24,7 @@
 //! | `purge_allow` | list of IPs or CIDR networks | `["127.0.0.1", "::1"]` | clients allowed to `PURGE` |
 //! | `ignore_cookies` | list of names | `[]` | cookies removed before deciding; a trailing `*` matches a prefix (`"_ga*"`) |
 //! | `hit_for_miss_ttl` | duration: `"120s"`, `"2m"` or whole seconds | `"120s"` | how long an uncacheable URL is remembered |
-//! | `x_cache` | bool | `true` | add the `x-cache` header |
+//! | `x_cache` | bool | `true` | moved to the host: `[server] x_cache` (set from the state the host knows, so a hit costs no `on-deliver` call); `false` here is refused with a pointer there |
 //! | `pass_authorization` | bool | `false` | pass every request with `Authorization` (Varnish's builtin). Off, the host's RFC 9111 §3.5 rule applies: a response to such a request is stored only with `public`, `s-maxage` or `must-revalidate` |
 //!
 //! ```toml
@@ -41,8 +41,7 @@ use std::time::Duration;
 use lacquer_plugin_sdk::host::{self, Invalidation};
 use lacquer_plugin_sdk::util::list_items;
 use lacquer_plugin_sdk::{
-    BackendResponseAction, DeliverAction, DeliverInfo, Plugin, Proposal, RecvAction, Request,
-    Response, Storage, SynthResponse,
+    BackendResponseAction, Plugin, Proposal, RecvAction, Request, Response, Storage, SynthResponse,
 };
 use serde::Deserialize;
 
@@ -79,7 +78,6 @@ pub struct CachePolicy {
     purge_allow: Vec<Network>,
     ignore_cookies: Vec<String>,
     hit_for_miss_ttl: Duration,
-    x_cache: bool,
     pass_authorization: bool,
 }
 
@@ -87,6 +85,12 @@ impl Plugin for CachePolicy {
     type Config = Config;
 
     fn new(config: Config) -> Result<Self, String> {
+        if !config.x_cache {
+            return Err(
+                "x_cache: the host sets x-cache now; turn it off with [server] x_cache = false"
+                    .into(),
+            );
+        }
         let purge_allow = config
             .purge_allow
             .iter()
@@ -109,7 +113,6 @@ impl Plugin for CachePolicy {
             purge_allow,
             ignore_cookies: config.ignore_cookies,
             hit_for_miss_ttl: config.hit_for_miss_ttl,
-            x_cache: config.x_cache,
             pass_authorization: config.pass_authorization,
         })
     }
@@ -178,19 +181,6 @@ impl Plugin for CachePolicy {
             }),
             None => BackendResponseAction::Continue(proposal),
         }
-    }
-
-    fn on_deliver(
-        &self,
-        _req: &Request<'_>,
-        resp: &Response<'_>,
-        info: &DeliverInfo,
-    ) -> DeliverAction {
-        if self.x_cache {
-            // A constant, valid value: this cannot fail.
-            let _ = resp.set_header("x-cache", &info.state.as_str().to_ascii_uppercase());
-        }
-        DeliverAction::Continue
     }
 }
 
@@ -261,7 +251,7 @@ fn uncacheable_because(resp: &Response<'_>) -> Option<&'static str> {
     None
 }
 
-lacquer_plugin_sdk::export!(CachePolicy, hooks = [recv, backend_response, deliver]);
+lacquer_plugin_sdk::export!(CachePolicy, hooks = [recv, backend_response]);
 
 #[cfg(test)]
 mod tests;

@@ -1,8 +1,7 @@
 use std::time::Duration;
 
 use lacquer_plugin_sdk::{
-    BackendResponseAction, CacheState, DeliverInfo, Plugin, Proposal, RecvAction, Request,
-    Response, Storage, instantiate,
+    BackendResponseAction, Plugin, Proposal, RecvAction, Request, Response, Storage, instantiate,
 };
 
 use super::CachePolicy;
@@ -204,22 +203,12 @@ fn hit_for_miss_ttl_defaults_to_two_minutes() {
 }
 
 #[test]
-fn x_cache_reflects_the_state() {
-    let req = Request::builder().build();
-    for (state, value) in [
-        (CacheState::Hit, "HIT"),
-        (CacheState::Miss, "MISS"),
-        (CacheState::Pass, "PASS"),
-        (CacheState::Stale, "STALE"),
-        (CacheState::Synth, "SYNTH"),
-    ] {
-        let resp = Response::builder().build();
-        plugin("{}").on_deliver(&req, &resp, &DeliverInfo::new(state));
-        assert_eq!(resp.header("x-cache").as_deref(), Some(value));
-    }
-    let resp = Response::builder().build();
-    plugin(r#"{"x_cache": false}"#).on_deliver(&req, &resp, &DeliverInfo::new(CacheState::Hit));
-    assert_eq!(resp.header("x-cache"), None);
+fn x_cache_moved_to_the_host() {
+    let e = instantiate::<CachePolicy>(r#"{"x_cache": false}"#)
+        .err()
+        .unwrap();
+    assert!(e.contains("[server] x_cache"), "{e}");
+    assert!(instantiate::<CachePolicy>(r#"{"x_cache": true}"#).is_ok());
 }
 
 #[test]

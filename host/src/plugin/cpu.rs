@@ -1,0 +1,117 @@
+//! A plugin's `timeout` is CPU time it spent, not wall-clock time: a call
+//! whose thread is descheduled on a loaded machine is not failed for it.
+//!
+//! The epoch ticker advances every millisecond; each store's deadline is one
+//! tick ahead, so a call that runs longer than a tick enters
+//! [`CpuBudget::on_tick`]. That reads the thread's CPU clock (only then, so
+//! short calls pay nothing), charges what the call used since it last
+//! resumed, and either traps (budget spent) or yields to tokio before going
+//! on, so a looping plugin never pins a worker: other requests run between
+//! its slices. The yield notes the thread's CPU clock when the call resumes,
+//! so what others ran in between is not charged to it.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::thread::ThreadId;
+use std::time::Duration;
+
+use cpu_time::ThreadTime;
+use parking_lot::Mutex;
+
+/// Where (thread) and when (that thread's CPU clock) a call last resumed.
+type Mark = Arc<Mutex<Option<(ThreadId, Duration)>>>;
+
+fn cpu_now() -> Duration {
+    ThreadTime::try_now().map_or(Duration::ZERO, |t| t.as_duration())
+}
+
+/// The CPU budget of the call in progress on one store.
+#[derive(Debug)]
+pub struct CpuBudget {
+    budget: Duration,
+    tick: Duration,
+    used: Duration,
+    resumed: Mark,
+}
+
+/// The call spent its CPU budget (`timeout`).
+#[derive(Debug, thiserror::Error)]
+#[error("CPU time limit of {0:?} spent")]
+pub struct CpuTimeout(pub Duration);
+
+impl CpuBudget {
+    /// A budget of `budget` per call, checked every `tick`.
+    pub fn new(budget: Duration, tick: Duration) -> Self {
+        Self {
+            budget,
+            tick,
+            used: Duration::ZERO,
+            resumed: Mark::default(),
+        }
+    }
+
+    /// A new call starts with the whole budget.
+    pub fn reset(&mut self) {
+        self.used = Duration::ZERO;
+        *self.resumed.lock() = None;
+    }
+
+    /// Charge the time since the call last resumed; `Err` once the budget
+    /// is spent, else the yield to perform before going on.
+    pub fn on_tick(&mut self) -> Result<Pin<Box<dyn Future<Output = ()> + Send>>, CpuTimeout> {
+        let here = std::thread::current().id();
+        let now = cpu_now();
+        self.used += match self.resumed.lock().take() {
+            Some((thread, then)) if thread == here => now.saturating_sub(then),
+            // The first tick of a call: at most one tick ran unmeasured.
+            _ => self.tick,
+        };
+        if self.used > self.budget {
+            return Err(CpuTimeout(self.budget));
+        }
+        let mark = self.resumed.clone();
+        Ok(Box::pin(async move {
+            tokio::task::yield_now().await;
+            // Resuming: the fiber goes on on this thread, from now.
+            *mark.lock() = Some((std::thread::current().id(), cpu_now()));
+        }))
+    }
+
+    /// CPU time charged to the call so far.
+    #[cfg(test)]
+    pub fn used(&self) -> Duration {
+        self.used
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spinning_spends_the_budget_and_sleeping_does_not() {
+        let tick = Duration::from_millis(1);
+        let mut b = CpuBudget::new(Duration::from_millis(30), tick);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(b.on_tick().unwrap());
+        // Descheduled (sleeping) for longer than the budget: barely charged.
+        std::thread::sleep(Duration::from_millis(60));
+        rt.block_on(b.on_tick().unwrap());
+        assert!(b.used() < Duration::from_millis(30), "{:?}", b.used());
+        // Spinning spends it.
+        let spin = |d: Duration| {
+            let t = ThreadTime::now();
+            while t.elapsed() < d {
+                std::hint::black_box(0u64);
+            }
+        };
+        rt.block_on(b.on_tick().unwrap());
+        spin(Duration::from_millis(40));
+        assert!(b.on_tick().is_err());
+        b.reset();
+        assert!(b.on_tick().is_ok());
+    }
+}
