@@ -48,12 +48,6 @@ pub fn clear_lacquer_env() {
     }
 }
 
-/// An address nothing listens on (connections are refused).
-pub async fn dead_addr() -> SocketAddr {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    l.local_addr().unwrap()
-}
-
 /// A response as the client got it.
 #[derive(Debug)]
 pub struct Got {
