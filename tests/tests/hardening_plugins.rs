@@ -150,9 +150,12 @@ async fn header_floods_are_refused_without_a_panic() {
         ("mode = \"cache-key-flood\"", "on-recv"),
         ("mode = \"url-flood\"", "on-recv"),
     ] {
+        // 400 MiB through header calls takes seconds in a debug build on
+        // a loaded machine: the longest deadline, so the fault is the
+        // refused output and not the clock.
         let l = Lacquer::with_origin(
             &o.url(),
-            &faulty("faulty", "fail-closed", config, "timeout = \"5s\"\n"),
+            &faulty("faulty", "fail-closed", config, "timeout = \"10s\"\n"),
         )
         .await;
         let r = l.get("/boom").await;
@@ -246,11 +249,16 @@ async fn a_full_kv_namespace_refuses_growth_at_once_and_nothing_hangs() {
     let o = origin().await;
     let l = Lacquer::with_origin(
         &o.url(),
-        &format!("[[plugins]]\nname = \"kv\"\npath = \"{}\"\n", guests::KV),
+        // 100,000 writes in one call: a deadline for a loaded machine, not
+        // the default 500 ms (nothing here is about time).
+        &format!(
+            "[[plugins]]\nname = \"kv\"\npath = \"{}\"\ntimeout = \"10s\"\n",
+            guests::KV
+        ),
     )
     .await;
     let fill = l.get("/kv-fill/100000?size=1024").await;
-    assert_eq!(fill.status, 200);
+    assert_eq!(fill.status, 200, "{}", fill.text());
     assert!(fill.text().ends_with("1 refused\n"), "{}", fill.text());
     // Growing an existing key on a full namespace: refused, not a deadlock.
     let grow = l.get("/kv-grow/fill-0?size=65536").await;
