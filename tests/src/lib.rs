@@ -1,232 +1,51 @@
-//! Test harness: a real Lacquer host and real origin servers on `127.0.0.1:0`,
-//! talking real HTTP. Everything shuts down when its guard is dropped.
+//! Test harness: a real Lacquer host and real origin servers on `127.0.0.1:0`
+//! (or Unix domain sockets), talking real HTTP. Everything shuts down when
+//! its guard is dropped.
+//!
+//! The host reads `LACQUER_<SECTION>__<KEY>` overrides from the environment
+//! whenever it parses a config; [`Lacquer::start`] removes every `LACQUER_*`
+//! variable first, so what a test configures is what it gets.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, StreamBody};
-use hyper::body::{Frame, Incoming};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::net::TcpListener;
+use http::{HeaderMap, Request, Response};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioExecutor;
 
+mod origin;
 pub mod poll;
 pub mod raw;
+pub mod transport;
 
+pub use origin::{Gate, Handler, Origin, ParkedPort, Progress, Reply, Seen, TempDir, UnixOrigin};
 pub use poll::wait_until;
+pub use transport::{AnyOrigin, Parked, Transport};
 
 /// Paths of the test guest plugins and the example plugin, built by `build.rs`.
 pub mod guests {
     include!(concat!(env!("OUT_DIR"), "/guests.rs"));
 }
 
-/// What the origin sees of a request.
-#[derive(Debug, Clone)]
-pub struct Seen {
-    /// Method.
-    pub method: Method,
-    /// Path and query.
-    pub uri: String,
-    /// Headers.
-    pub headers: HeaderMap,
-}
-
-/// How the origin answers.
-#[derive(Debug, Clone)]
-pub struct Reply {
-    /// Status.
-    pub status: u16,
-    /// Headers.
-    pub headers: Vec<(String, String)>,
-    /// Body chunks (sent one frame each).
-    pub chunks: Vec<Bytes>,
-    /// Wait this long before the response headers.
-    pub delay: Duration,
-    /// Wait this long between chunks.
-    pub chunk_delay: Duration,
-    /// Close the connection without answering.
-    pub reset: bool,
-    /// Counts the chunks sent, and notes a client that left before the end.
-    pub progress: Option<Arc<Progress>>,
-}
-
-/// How far an origin's streamed body got.
-#[derive(Debug, Default)]
-pub struct Progress {
-    /// Chunks handed to the connection.
-    pub chunks: AtomicUsize,
-    /// The client went away before the last chunk.
-    pub aborted: std::sync::atomic::AtomicBool,
-}
-
-impl Reply {
-    /// 200 with a body.
-    pub fn ok(body: &str) -> Self {
-        Self::status(200, body)
-    }
-    /// A status with a body.
-    pub fn status(status: u16, body: &str) -> Self {
-        Self {
-            status,
-            headers: Vec::new(),
-            chunks: vec![Bytes::copy_from_slice(body.as_bytes())],
-            delay: Duration::ZERO,
-            chunk_delay: Duration::ZERO,
-            reset: false,
-            progress: None,
+/// Remove every `LACQUER_*` variable from this process's environment, so
+/// that no override from the shell running the tests reaches a config.
+/// Called by [`Lacquer::start`] before each config is parsed.
+pub fn clear_lacquer_env() {
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("LACQUER_") {
+            // SAFETY: std's own environment accesses take its env lock, and
+            // the host reads the environment only through std; nothing in
+            // these tests reads it through libc while this runs.
+            #[allow(unsafe_code)]
+            unsafe {
+                std::env::remove_var(&k)
+            };
         }
     }
-    /// Add a header.
-    pub fn header(mut self, k: &str, v: &str) -> Self {
-        self.headers.push((k.into(), v.into()));
-        self
-    }
-}
-
-type Handler = Arc<dyn Fn(&Seen) -> Reply + Send + Sync>;
-
-/// An origin's request handling: records what it sees, answers with the handler's [`Reply`].
-#[derive(Clone)]
-struct Recorder {
-    handler: Handler,
-    hits: Arc<AtomicUsize>,
-    seen: Arc<Mutex<Vec<Seen>>>,
-}
-
-impl Recorder {
-    fn new(f: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> Self {
-        Self {
-            handler: Arc::new(f),
-            hits: Arc::new(AtomicUsize::new(0)),
-            seen: Arc::new(Mutex::new(Vec::new())),
-        }
-    }
-
-    async fn answer(
-        self,
-        req: Request<Incoming>,
-    ) -> Result<Response<StreamBody<ChunkStream>>, &'static str> {
-        let (parts, body) = req.into_parts();
-        let _ = body.collect().await;
-        let s = Seen {
-            method: parts.method,
-            uri: parts.uri.to_string(),
-            headers: parts.headers,
-        };
-        self.hits.fetch_add(1, Ordering::SeqCst);
-        self.seen.lock().unwrap().push(s.clone());
-        let reply = (self.handler)(&s);
-        if reply.reset {
-            return Err("reset on purpose");
-        }
-        tokio::time::sleep(reply.delay).await;
-        let mut r = Response::new(StreamBody::new(futures_stream(
-            reply.chunks,
-            reply.chunk_delay,
-            reply.progress,
-        )));
-        *r.status_mut() = StatusCode::from_u16(reply.status).unwrap();
-        for (k, v) in &reply.headers {
-            r.headers_mut().append(
-                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                http::HeaderValue::from_str(v).unwrap(),
-            );
-        }
-        Ok(r)
-    }
-
-    /// Serve one connection (HTTP/1.1 or h2c).
-    async fn serve<IO>(self, stream: IO)
-    where
-        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    {
-        let svc = hyper::service::service_fn(move |req| self.clone().answer(req));
-        let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-            .serve_connection(TokioIo::new(stream), svc)
-            .await;
-    }
-}
-
-/// A real HTTP origin on 127.0.0.1:0 that counts requests.
-pub struct Origin {
-    /// Address.
-    pub addr: SocketAddr,
-    hits: Arc<AtomicUsize>,
-    seen: Arc<Mutex<Vec<Seen>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Origin {
-    /// Start an origin answering with `f`.
-    pub async fn start(f: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> Origin {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind origin");
-        Origin::serve(listener, f)
-    }
-
-    /// Requests served so far.
-    pub fn hits(&self) -> usize {
-        self.hits.load(Ordering::SeqCst)
-    }
-
-    /// Requests seen so far.
-    pub fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
-    }
-
-    /// `http://addr`.
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-}
-
-impl Drop for Origin {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-type ChunkStream =
-    std::pin::Pin<Box<dyn futures_core::Stream<Item = Result<Frame<Bytes>, Infallible>> + Send>>;
-
-fn futures_stream(
-    chunks: Vec<Bytes>,
-    delay: Duration,
-    progress: Option<Arc<Progress>>,
-) -> ChunkStream {
-    let (tx, rx) = tokio::sync::mpsc::channel(1);
-    tokio::spawn(async move {
-        for (i, c) in chunks.into_iter().enumerate() {
-            if i > 0 && !delay.is_zero() {
-                tokio::time::sleep(delay).await;
-            }
-            if tx.send(Ok(Frame::data(c))).await.is_err() {
-                if let Some(p) = &progress {
-                    p.aborted.store(true, Ordering::SeqCst);
-                }
-                return;
-            }
-            if let Some(p) = &progress {
-                p.chunks.fetch_add(1, Ordering::SeqCst);
-            }
-        }
-    });
-    Box::pin(tokio_stream_from(rx))
-}
-
-fn tokio_stream_from(
-    mut rx: tokio::sync::mpsc::Receiver<Result<Frame<Bytes>, Infallible>>,
-) -> impl futures_core::Stream<Item = Result<Frame<Bytes>, Infallible>> {
-    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
-}
-
-/// An address nothing listens on (connections are refused).
-pub async fn dead_addr() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    l.local_addr().unwrap()
 }
 
 /// A response as the client got it.
@@ -306,12 +125,15 @@ pub fn log_lines(needle: &str) -> Vec<String> {
         .collect()
 }
 
-static SEQ: AtomicUsize = AtomicUsize::new(0);
+pub(crate) static SEQ: AtomicUsize = AtomicUsize::new(0);
 
 impl Lacquer {
-    /// Start with a config (TOML). `listen` and `[admin] listen` are forced to port 0.
+    /// Start with a config (TOML) written to a fresh temp dir; `[server]
+    /// listen` is forced to 127.0.0.1:0 (`[admin] listen` is the config's:
+    /// tests write `127.0.0.1:0`).
     pub async fn start(toml: &str) -> anyhow::Result<Lacquer> {
         capture_logs();
+        clear_lacquer_env();
         let dir = std::env::temp_dir().join(format!(
             "lacquer-test-{}-{}",
             std::process::id(),
@@ -320,12 +142,19 @@ impl Lacquer {
         std::fs::create_dir_all(&dir)?;
         let path = dir.join("lacquer.toml");
         std::fs::write(&path, toml)?;
-        let server = lacquer::Server::start(lacquer::ConfigSource {
+        let started = lacquer::Server::start(lacquer::ConfigSource {
             path: Some(path),
             listen: Some("127.0.0.1:0".into()),
             backend: None,
         })
-        .await?;
+        .await;
+        let server = match started {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e.into());
+            }
+        };
         let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http();
         Ok(Lacquer {
             server,
@@ -537,6 +366,22 @@ impl Lacquer {
         .await
     }
 
+    /// `lacquer_plugin_faults_total{plugin,hook,kind}` (hook as exported, e.g. `on-recv`).
+    pub async fn plugin_faults(&self, plugin: &str, hook: &str, kind: &str) -> f64 {
+        self.metric(&format!(
+            "lacquer_plugin_faults_total{{plugin=\"{plugin}\",hook=\"{hook}\",kind=\"{kind}\"}}"
+        ))
+        .await
+    }
+
+    /// `lacquer_plugin_calls_total{plugin,hook}`.
+    pub async fn plugin_calls(&self, plugin: &str, hook: &str) -> f64 {
+        self.metric(&format!(
+            "lacquer_plugin_calls_total{{plugin=\"{plugin}\",hook=\"{hook}\"}}"
+        ))
+        .await
+    }
+
     /// Admin `GET /backends`, parsed.
     pub async fn backends(&self) -> serde_json::Value {
         let r = self.admin("GET", "/backends", "").await;
@@ -549,166 +394,5 @@ impl Lacquer {
             .admin("POST", &format!("/backends/{backend}/health"), state)
             .await;
         assert_eq!(r.status, 200, "forcing {backend} {state}: {}", r.text());
-    }
-}
-
-impl Origin {
-    /// Serve on a listener the caller already bound (see [`ParkedPort`]).
-    pub fn serve(
-        listener: TcpListener,
-        f: impl Fn(&Seen) -> Reply + Send + Sync + 'static,
-    ) -> Origin {
-        let addr = listener.local_addr().expect("origin addr");
-        let recorder = Recorder::new(f);
-        let (hits, seen) = (recorder.hits.clone(), recorder.seen.clone());
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                tokio::spawn(recorder.clone().serve(stream));
-            }
-        });
-        Origin {
-            addr,
-            hits,
-            seen,
-            task,
-        }
-    }
-}
-
-/// A port on 127.0.0.1 that refuses connections (bound, not listening, so
-/// nothing else can take it) until [`ParkedPort::listen`] turns it into an origin.
-pub struct ParkedPort {
-    socket: tokio::net::TcpSocket,
-    /// Address.
-    pub addr: SocketAddr,
-}
-
-impl ParkedPort {
-    /// Reserve a port.
-    pub fn new() -> ParkedPort {
-        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-        socket.bind("127.0.0.1:0".parse().unwrap()).expect("bind");
-        let addr = socket.local_addr().expect("addr");
-        ParkedPort { socket, addr }
-    }
-
-    /// `http://addr`.
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// Start listening: from now on the port is an origin answering with `f`.
-    pub fn listen(self, f: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> Origin {
-        Origin::serve(self.socket.listen(1024).expect("listen"), f)
-    }
-}
-
-impl Default for ParkedPort {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-// ---- Unix domain socket origins ----
-
-/// A fresh, empty directory under the system temp dir, removed on drop.
-pub struct TempDir {
-    /// Its path.
-    pub path: std::path::PathBuf,
-}
-
-impl TempDir {
-    /// Make one.
-    pub fn new() -> TempDir {
-        let path = std::env::temp_dir().join(format!(
-            "lacquer-tmp-{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::SeqCst)
-        ));
-        std::fs::create_dir_all(&path).expect("create temp dir");
-        TempDir { path }
-    }
-}
-
-impl Default for TempDir {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
-    }
-}
-
-/// A real HTTP origin on a Unix domain socket in a fresh temp dir, counting
-/// requests and connections.
-pub struct UnixOrigin {
-    /// The socket file.
-    pub path: std::path::PathBuf,
-    hits: Arc<AtomicUsize>,
-    connections: Arc<AtomicUsize>,
-    seen: Arc<Mutex<Vec<Seen>>>,
-    task: tokio::task::JoinHandle<()>,
-    _dir: TempDir,
-}
-
-impl UnixOrigin {
-    /// Start an origin answering with `f`.
-    pub fn start(f: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> UnixOrigin {
-        let dir = TempDir::new();
-        let path = dir.path.join("origin.sock");
-        let listener = tokio::net::UnixListener::bind(&path).expect("bind unix origin");
-        let recorder = Recorder::new(f);
-        let (hits, seen) = (recorder.hits.clone(), recorder.seen.clone());
-        let connections = Arc::new(AtomicUsize::new(0));
-        let c = connections.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                c.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(recorder.clone().serve(stream));
-            }
-        });
-        UnixOrigin {
-            path,
-            hits,
-            connections,
-            seen,
-            task,
-            _dir: dir,
-        }
-    }
-
-    /// `unix:/path/to/origin.sock`.
-    pub fn url(&self) -> String {
-        format!("unix:{}", self.path.display())
-    }
-
-    /// Requests served so far.
-    pub fn hits(&self) -> usize {
-        self.hits.load(Ordering::SeqCst)
-    }
-
-    /// Connections accepted so far.
-    pub fn connections(&self) -> usize {
-        self.connections.load(Ordering::SeqCst)
-    }
-
-    /// Requests seen so far.
-    pub fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
-    }
-}
-
-impl Drop for UnixOrigin {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }

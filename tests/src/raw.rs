@@ -19,6 +19,22 @@ pub async fn exchange(addr: SocketAddr, request: &[u8]) -> String {
     read_to_close(&mut s).await
 }
 
+/// [`exchange`] from a chosen local address (any 127.0.0.0/8 address works
+/// on Linux's loopback): how a test is several clients at once.
+pub async fn exchange_from(from: std::net::IpAddr, addr: SocketAddr, request: &[u8]) -> String {
+    let socket = match from {
+        std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+        std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+    }
+    .expect("socket");
+    socket
+        .bind(SocketAddr::new(from, 0))
+        .expect("bind the client address");
+    let mut s = socket.connect(addr).await.expect("connect");
+    s.write_all(request).await.expect("write request");
+    read_to_close(&mut s).await
+}
+
 /// Read until the peer closes (or 30 s pass: then panic).
 pub async fn read_to_close(s: &mut TcpStream) -> String {
     let mut out = Vec::new();

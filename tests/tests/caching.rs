@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioExecutor;
-use lacquer_tests::{Lacquer, Origin, Reply};
+use lacquer_tests::{Lacquer, Origin, Reply, wait_until};
 
 const NO_GRACE: &str = "[cache]\ndefault_grace = \"0s\"\n";
 
@@ -382,43 +382,92 @@ async fn soft_purge_serves_stale_while_refetching() {
         .admin("POST", "/purge?url=/soft&host=127.0.0.1&soft=1", "")
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
+    // A hard purge would make this a miss that waits for the origin; a soft
+    // one serves the old copy at once (in grace) and refreshes behind it.
     let stale = l.get("/soft").await;
-    assert_eq!((stale.status, stale.header("x-cache")), (200, "STALE"));
-    // The background refresh replaces it; wait for the origin to see it.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while o.hits() < 2 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no background refresh"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let mut fresh = l.get("/soft").await;
-    while fresh.header("x-cache") != "HIT" {
-        assert!(std::time::Instant::now() < deadline, "never fresh again");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        fresh = l.get("/soft").await;
-    }
+    assert_eq!(
+        (stale.status, stale.text().as_str(), stale.header("x-cache")),
+        (200, "v", "STALE")
+    );
+    wait_until(
+        Duration::from_secs(10),
+        "the background refresh",
+        || async { o.hits() == 2 },
+    )
+    .await;
+    wait_until(Duration::from_secs(10), "fresh again", || async {
+        l.get("/soft").await.header("x-cache") == "HIT"
+    })
+    .await;
+    assert_eq!(o.hits(), 2, "one refresh");
 }
 
 #[tokio::test]
 async fn plugins_can_ban_and_soft_purge() {
-    let o = Origin::start(|s| Reply::ok(&s.uri).header("cache-control", "max-age=600")).await;
-    let l = Lacquer::with_origin(&o.url(), "").await;
+    let o = Origin::start(|s| {
+        if s.headers
+            .get("if-none-match")
+            .is_some_and(|v| v == "\"n1\"")
+        {
+            Reply::status(304, "")
+                .header("etag", "\"n1\"")
+                .header("cache-control", "max-age=600")
+        } else {
+            Reply::ok(&s.uri)
+                .header("etag", "\"n1\"")
+                .header("cache-control", "max-age=600")
+        }
+    })
+    .await;
+    let l = Lacquer::with_origin(&o.url(), NO_GRACE).await;
     l.get("/news/1").await;
     l.get("/news/2").await;
     let r = l.request("BAN", "/", &[("x-ban-url", "^/news/")], "").await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(l.get("/news/1").await.header("x-cache"), "MISS");
+    assert_eq!(l.get("/news/2").await.header("x-cache"), "MISS");
+    assert_eq!(o.hits(), 4, "banned objects were fetched whole again");
+    assert!(
+        o.seen()[2..]
+            .iter()
+            .all(|s| s.headers.get("if-none-match").is_none()),
+        "a ban leaves nothing to revalidate"
+    );
+    // A soft purge keeps the copy, stale: the next request revalidates it
+    // with its validator and the 304 brings the stored body back.
     let r = l
         .request("PURGE", "/news/1", &[("x-purge", "soft")], "")
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_ne!(
+    let after = l.get("/news/1").await;
+    assert_eq!((after.status, after.text().as_str()), (200, "/news/1"));
+    assert_eq!(o.hits(), 5);
+    let last = o.seen().pop().unwrap();
+    assert_eq!(
+        last.headers
+            .get("if-none-match")
+            .map(|v| v.to_str().unwrap()),
+        Some("\"n1\""),
+        "soft purge: a conditional request"
+    );
+    assert_eq!(
         l.get("/news/1").await.header("x-cache"),
         "HIT",
-        "soft-purged objects are stale"
+        "fresh again after the 304"
     );
+    // A hard purge drops it: the next request is unconditional.
+    let r = l.request("PURGE", "/news/1", &[], "").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(l.get("/news/1").await.header("x-cache"), "MISS");
+    assert!(
+        o.seen()
+            .pop()
+            .unwrap()
+            .headers
+            .get("if-none-match")
+            .is_none()
+    );
+    assert_eq!(o.hits(), 6);
 }
 
 #[tokio::test]

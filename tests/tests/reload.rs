@@ -4,8 +4,9 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
-use lacquer_tests::{Lacquer, Origin, Reply, guests};
+use lacquer_tests::{Gate, Lacquer, Origin, Reply, guests, wait_until};
 
 fn config(origin: &str, extra: &str) -> String {
     format!(
@@ -75,19 +76,86 @@ async fn broken_config_is_refused_and_the_old_one_keeps_serving() {
 #[tokio::test]
 async fn forced_health_survives_a_reload() {
     let o = Origin::start(|_| Reply::ok("ok")).await;
-    let l = Lacquer::start(&config(&o.url(), "")).await.unwrap();
+    let debug = "[server]\ndebug_headers = true\n";
+    let l = Lacquer::start(&config(&o.url(), debug)).await.unwrap();
     assert_eq!(
         l.admin("POST", "/backends/app/health", "sick").await.status,
         200
     );
-    assert_eq!(l.get("/a").await.status, 503);
+    let sick = l.get("/a").await;
+    assert_eq!(
+        (sick.status, sick.header("x-lacquer-error")),
+        (503, "backend-unhealthy backend=app")
+    );
     assert_eq!(l.admin("POST", "/reload", "").await.status, 200);
-    assert_eq!(l.get("/a").await.status, 503, "still sick after reload");
+    let sick = l.get("/a").await;
+    assert_eq!(
+        (sick.status, sick.header("x-lacquer-error")),
+        (503, "backend-unhealthy backend=app"),
+        "still sick after reload"
+    );
+    assert_eq!(o.hits(), 0, "no request reached the sick backend");
     assert_eq!(
         l.admin("POST", "/backends/app/health", "auto").await.status,
         200
     );
     assert_eq!(l.get("/a").await.status, 200);
+}
+
+#[tokio::test]
+async fn requests_in_flight_finish_on_the_generation_they_started_on() {
+    let gate = Gate::new();
+    let g = gate.clone();
+    let o = Origin::start(move |s| {
+        let r = Reply::ok(&s.uri).header("cache-control", "no-store");
+        if s.uri.starts_with("/slow") {
+            r.held(&g)
+        } else {
+            r
+        }
+    })
+    .await;
+    let l = Arc::new(
+        Lacquer::start(&config(&o.url(), &with_hello("old")))
+            .await
+            .unwrap(),
+    );
+    let in_flight: Vec<_> = (0..3)
+        .map(|i| {
+            let l = l.clone();
+            tokio::spawn(async move { l.get(&format!("/slow/{i}")).await })
+        })
+        .collect();
+    wait_until(
+        Duration::from_secs(20),
+        "three requests held at the origin",
+        || async { gate.waiting() == 3 },
+    )
+    .await;
+    // Swap the plugin while they wait: new requests see the new one...
+    l.write_config(&config(&o.url(), &with_hello("new")));
+    let r = l.admin("POST", "/reload", "").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(l.get("/after").await.header("x-hello"), "new");
+    // ...and without it, none.
+    l.write_config(&config(&o.url(), ""));
+    let r = l.admin("POST", "/reload", "").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let plain = l.get("/plain").await;
+    assert_eq!((plain.status, plain.header("x-hello")), (200, ""));
+    assert_eq!(gate.waiting(), 3, "the first three are still in flight");
+    // The requests started before both reloads finish with the plugin they started with.
+    gate.open();
+    for (i, t) in in_flight.into_iter().enumerate() {
+        let r = t.await.unwrap();
+        assert_eq!((r.status, r.text()), (200, format!("/slow/{i}")));
+        assert_eq!(
+            r.header("x-hello"),
+            "old",
+            "request {i} delivered by its own generation"
+        );
+    }
+    assert_eq!(l.metric("lacquer_reloads_total{result=\"ok\"}").await, 2.0);
 }
 
 #[tokio::test]

@@ -40,6 +40,11 @@ impl FetchGuard {
                     .is_some_and(|rx| rx.same_channel(&tx.subscribe()))
             {
                 s.busy = None;
+                // A refresh that ended (above all one that failed) no longer
+                // holds the stale copies: the next request in grace starts one.
+                for o in &s.variants {
+                    o.refreshing.store(false, std::sync::atomic::Ordering::Release);
+                }
             }
             tx.send_replace(Some(outcome));
         }

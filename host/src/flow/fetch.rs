@@ -78,7 +78,13 @@ impl Cx {
             // 502/503/504 say the backend (or what is behind it) is failing or
             // overloaded; a 500 is usually one broken URL and must not eject it.
             if matches!(status.as_u16(), 502..=504) {
-                be.health.failure();
+                if be.health.failure() {
+                    tracing::error!(
+                        backend = %be.name,
+                        status = status.as_u16(),
+                        "circuit opened after consecutive failures (the backend answers 502-504)"
+                    );
+                }
             } else {
                 be.health.success();
             }
