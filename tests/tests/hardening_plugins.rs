@@ -266,7 +266,11 @@ async fn a_full_kv_namespace_refuses_growth_at_once_and_nothing_hangs() {
     assert!(grow.text().contains("full"), "{}", grow.text());
     // 100 more refusals, and the admin listener still answers.
     let more = l.get("/kv-fill/100?size=2048&continue=1").await;
-    assert!(more.text().ends_with("0 stored, 100 refused\n"), "{}", more.text());
+    assert!(
+        more.text().ends_with("0 stored, 100 refused\n"),
+        "{}",
+        more.text()
+    );
     let bytes = l.metric("lacquer_kv_bytes{plugin=\"kv\"}").await;
     assert!(
         bytes > 15.0 * 1024.0 * 1024.0 && bytes <= 16.0 * 1024.0 * 1024.0,

@@ -43,7 +43,8 @@ impl FetchGuard {
                 // A refresh that ended (above all one that failed) no longer
                 // holds the stale copies: the next request in grace starts one.
                 for o in &s.variants {
-                    o.refreshing.store(false, std::sync::atomic::Ordering::Release);
+                    o.refreshing
+                        .store(false, std::sync::atomic::Ordering::Release);
                 }
             }
             tx.send_replace(Some(outcome));
