@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use super::Cache;
+use super::{Cache, Object};
 
 impl Cache {
     /// Evict until within budget: CLOCK (second chance for recently used objects).
@@ -39,24 +39,25 @@ impl Cache {
     pub fn sweep(&self) {
         let max_life = *self.max_life.lock();
         let mut oldest = self.bans.newest();
-        let mut dead = Vec::new();
-        self.map.retain(|_, s| {
-            s.variants.retain(|o| {
-                let d = o.dead() || self.banned(o);
-                if d {
-                    dead.push(o.clone());
-                } else if !o.hfm {
-                    oldest = oldest.min(o.ban_checked.load(Ordering::Acquire));
-                }
-                !d
-            });
-            !(s.variants.is_empty() && s.busy.is_none())
-        });
-        // A ban older than any object's whole life can match nothing any more.
-        self.bans.retire(oldest, max_life);
-        for o in dead {
-            self.forget(&o);
+        // Snapshot under each shard's read lock in turn, then check without
+        // any lock: ban checks (regexes) must not hold up lookups.
+        let objects: Vec<Arc<Object>> = self
+            .map
+            .iter()
+            .flat_map(|s| s.variants.clone())
+            .collect();
+        for o in objects {
+            if o.dead() || self.banned(&o) {
+                self.remove(&o);
+            } else if !o.hfm {
+                oldest = oldest.min(o.ban_checked.load(Ordering::Acquire));
+            }
         }
+        self.map
+            .retain(|_, s| !(s.variants.is_empty() && s.busy.is_none()));
+        // Bans every object has been checked against, or older than any
+        // object's whole life, can match nothing any more.
+        self.bans.retire(oldest, max_life);
         self.ring.lock().retain(|w| w.strong_count() > 0);
     }
 }
