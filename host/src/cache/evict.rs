@@ -41,11 +41,7 @@ impl Cache {
         let mut oldest = self.bans.newest();
         // Snapshot under each shard's read lock in turn, then check without
         // any lock: ban checks (regexes) must not hold up lookups.
-        let objects: Vec<Arc<Object>> = self
-            .map
-            .iter()
-            .flat_map(|s| s.variants.clone())
-            .collect();
+        let objects: Vec<Arc<Object>> = self.map.iter().flat_map(|s| s.variants.clone()).collect();
         for o in objects {
             if o.dead() || self.banned(&o) {
                 self.remove(&o);
