@@ -259,4 +259,15 @@ impl State {
             State::Synth => "synth",
         }
     }
+
+    /// The `x-cache` value, e.g. "HIT".
+    pub fn x_cache(self) -> &'static str {
+        match self {
+            State::Hit => "HIT",
+            State::Miss => "MISS",
+            State::Pass => "PASS",
+            State::Stale => "STALE",
+            State::Synth => "SYNTH",
+        }
+    }
 }

@@ -5,7 +5,6 @@
 //! no request in progress for `idle_timeout`. hyper does the protocol work;
 //! this module owns the timers and the counts.
 
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -232,9 +231,4 @@ pub async fn serve(
     }
     drop(listener);
     let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
-}
-
-/// The address a listener is bound to, for messages.
-pub fn describe(addr: Option<SocketAddr>) -> String {
-    addr.map_or_else(|| "none".into(), |a| a.to_string())
 }

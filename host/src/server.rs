@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use crate::config::ConfigSource;
-use crate::listener::{Role, describe};
+use crate::listener::Role;
 pub use crate::state::{FailureRecord, Generation, ServeError, Shared};
 
 /// A running Lacquer.
@@ -89,7 +89,8 @@ impl Server {
                 }
             }
         }));
-        tracing::info!(%addr, admin = %describe(admin_addr), "lacquer serving");
+        let admin = admin_addr.map_or_else(|| "none".into(), |a| a.to_string());
+        tracing::info!(%addr, %admin, "lacquer serving");
         Ok(Server {
             shared,
             addr,

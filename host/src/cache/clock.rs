@@ -20,11 +20,13 @@ impl Clock for SystemClock {
 }
 
 /// A clock that moves only when told (for tests).
+#[cfg(test)]
 #[derive(Debug)]
 pub struct ManualClock {
     now: parking_lot::Mutex<Instant>,
 }
 
+#[cfg(test)]
 impl ManualClock {
     /// A clock standing at the real now.
     pub fn new() -> Self {
@@ -39,12 +41,14 @@ impl ManualClock {
     }
 }
 
+#[cfg(test)]
 impl Default for ManualClock {
     fn default() -> Self {
         Self::new()
     }
 }
 
+#[cfg(test)]
 impl Clock for ManualClock {
     fn now(&self) -> Instant {
         *self.now.lock()

@@ -164,11 +164,6 @@ impl Cache {
         self.map.iter().map(|s| s.variants.len()).sum()
     }
 
-    /// Now, by the cache's clock.
-    pub fn now(&self) -> std::time::Instant {
-        self.clock.now()
-    }
-
     /// Find `key` for a request with `req_headers` and request directives `req_cc`.
     /// With `revalidated`, the request just waited for a fetch: request
     /// directives (no-cache, max-age=0, Pragma) are satisfied by it.

@@ -22,13 +22,7 @@ use crate::plugin::{RespState, Synth};
 const X_CACHE: header::HeaderName = header::HeaderName::from_static("x-cache");
 
 fn x_cache_value(state: State) -> HeaderValue {
-    HeaderValue::from_static(match state {
-        State::Hit => "HIT",
-        State::Miss => "MISS",
-        State::Pass => "PASS",
-        State::Stale => "STALE",
-        State::Synth => "SYNTH",
-    })
+    HeaderValue::from_static(state.x_cache())
 }
 
 impl Cx {
@@ -47,7 +41,8 @@ impl Cx {
         let head = self.rs.method == Method::HEAD;
         let mut status = o.status;
         // The host frames what it sends: a complete body's length is known.
-        if let Some(len) = o.body.complete_len()
+        let complete = o.body.complete_len();
+        if let Some(len) = complete
             && o.status != StatusCode::NO_CONTENT
         {
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
@@ -76,7 +71,7 @@ impl Cx {
             }
             cs::Conditional::None => {
                 if o.status == StatusCode::OK && self.rs.method == Method::GET {
-                    if let Some(len) = o.body.complete_len() {
+                    if let Some(len) = complete {
                         let d = cs::range(&self.rs.headers, len, &o.headers);
                         if let Some(cr) = d.content_range(len) {
                             headers.insert(header::CONTENT_RANGE, cr);

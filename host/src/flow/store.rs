@@ -102,7 +102,8 @@ impl Cx {
                         FillCx {
                             max: cfg.max_object_size.0,
                             req: self.rs.id.clone(),
-                            request: format!("{} {}", self.rs.method, self.rs.uri),
+                            method: self.rs.method.clone(),
+                            uri: self.rs.uri.clone(),
                             backend: be.name.clone(),
                         },
                     ));
@@ -234,7 +235,7 @@ async fn fill(shared: Arc<Shared>, obj: Arc<Object>, mut body: TimeoutBody<Incom
                     "body fetch failed: {e}"
                 );
                 shared.metrics.fetch_failure(&f.backend, kind.as_str());
-                shared.record_failure(&f.req, f.request, &failure);
+                shared.record_failure(&f.req, format!("{} {}", f.method, f.uri), &failure);
                 return;
             }
         }
@@ -246,6 +247,7 @@ struct FillCx {
     max: u64,
     req: Arc<str>,
     /// Method and URL, for `/fetch-errors`.
-    request: String,
+    method: Method,
+    uri: http::Uri,
     backend: Arc<str>,
 }

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use http::header::{self, HeaderName, HeaderValue};
+use http::header::{self, HeaderName};
 use http::{HeaderMap, Method, StatusCode, Uri};
 use wasmtime::component::{Resource, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -71,8 +71,7 @@ impl ReqState {
     pub fn set_header(&mut self, name: &str, value: &str, append: bool) -> Result<(), String> {
         if name.eq_ignore_ascii_case("host") {
             let host = crate::http_util::parse_host(value)?;
-            let v = HeaderValue::from_str(&host).map_err(|_| format!("invalid host {host:?}"))?;
-            self.headers.insert(header::HOST, v);
+            limits::set_field(&mut self.headers, header::HOST.as_str(), &host, false)?;
             self.host = host;
             return Ok(());
         }
