@@ -4,13 +4,14 @@
 //! until it faults or has served `recycle_after` calls.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use parking_lot::Mutex;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Notify;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{
     Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline,
@@ -191,15 +192,64 @@ struct Inst {
     uses: u64,
 }
 
-/// A hook call in progress (see [`LoadedPlugin::begin`]); it holds one of
-/// the plugin's `max_instances` slots.
-pub struct Call {
-    inst: Inst,
-    start: Instant,
-    _slot: OwnedSemaphorePermit,
+/// The plugin's `max_instances` bound on calls in progress. Taking and
+/// giving back a slot is one atomic operation each; only a call that finds
+/// every slot taken waits (on `freed`).
+struct Slots {
+    busy: AtomicUsize,
+    max: usize,
+    freed: Notify,
 }
 
-impl Call {
+impl Slots {
+    fn try_take(&self) -> bool {
+        self.busy
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// Take a slot, waiting at most `wait` for one to be given back.
+    async fn take(&self, wait: Duration) -> Option<Slot<'_>> {
+        let taken = self.try_take()
+            || tokio::time::timeout(wait, async {
+                loop {
+                    let freed = self.freed.notified();
+                    let mut freed = std::pin::pin!(freed);
+                    freed.as_mut().enable();
+                    if self.try_take() {
+                        return;
+                    }
+                    freed.await;
+                }
+            })
+            .await
+            .is_ok();
+        // Made only once taken: a `Slot` dropped gives one back.
+        if taken { Some(Slot(self)) } else { None }
+    }
+}
+
+/// A taken slot, given back on drop (also when a call is dropped midway).
+struct Slot<'a>(&'a Slots);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.busy.fetch_sub(1, Ordering::AcqRel);
+        self.0.freed.notify_one();
+    }
+}
+
+/// A hook call in progress (see [`LoadedPlugin::begin`]); it holds one of
+/// the plugin's `max_instances` slots.
+pub struct Call<'a> {
+    inst: Inst,
+    start: Instant,
+    _slot: Slot<'a>,
+}
+
+impl Call<'_> {
     /// The instance's exports and store, to make the call with.
     pub fn parts(&mut self) -> (&Plugin, &mut Store<StoreState>) {
         (&self.inst.bindings, &mut self.inst.store)
@@ -227,7 +277,7 @@ pub struct LoadedPlugin {
     wall: Duration,
     slot_wait: Duration,
     max_idle: usize,
-    slots: Arc<Semaphore>,
+    slots: Slots,
     memory: usize,
     recycle_after: u64,
     quarantine_after: usize,
@@ -274,7 +324,11 @@ impl LoadedPlugin {
                 .unwrap_or_else(|| (s.timeout * 10).max(Duration::from_secs(1))),
             slot_wait: s.timeout,
             max_idle: s.max_instances as usize,
-            slots: Arc::new(Semaphore::new(s.max_instances as usize)),
+            slots: Slots {
+                busy: AtomicUsize::new(0),
+                max: s.max_instances as usize,
+                freed: Notify::new(),
+            },
             memory: s.memory.0 as usize,
             recycle_after: recycle_after.max(1),
             quarantine_after: s.quarantine_after as usize,
@@ -384,10 +438,17 @@ impl LoadedPlugin {
 
     /// Run a call within the plugin's wall-clock bound; past it the call is
     /// dropped and fails (its instance is then discarded, as after any fault).
+    /// Most calls finish in their first poll: only one that waits or yields
+    /// arms a timer (its bound then counts from that first poll's end).
     pub async fn bounded<R>(
         &self,
         call: impl std::future::Future<Output = wasmtime::Result<R>>,
     ) -> wasmtime::Result<R> {
+        let mut call = std::pin::pin!(call);
+        let first = std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await;
+        if let Poll::Ready(r) = first {
+            return r;
+        }
         match tokio::time::timeout(self.wall, call).await {
             Ok(r) => r,
             Err(_) => Err(wasmtime::Error::new(WallTimeout(self.wall))),
@@ -407,30 +468,21 @@ impl LoadedPlugin {
         hook: Hook,
         req: &mut ReqState,
         resp: Option<&mut RespState>,
-    ) -> Result<Call, Fault> {
+    ) -> Result<Call<'_>, Fault> {
         self.metrics.hooks[hook as usize].calls.inc();
         let start = Instant::now();
-        let slot = match self.slots.clone().try_acquire_owned() {
-            Ok(s) => s,
-            // Waiting for an instance is bounded by the call deadline: a
-            // plugin whose instances are all stuck fails fast.
-            Err(_) => {
-                match tokio::time::timeout(self.slot_wait, self.slots.clone().acquire_owned()).await
-                {
-                    Ok(Ok(s)) => s,
-                    _ => {
-                        let f = Fault {
-                            kind: FaultKind::Busy,
-                            message: format!(
-                                "all {} instances busy for {:?} (max_instances)",
-                                self.max_idle, self.slot_wait
-                            ),
-                        };
-                        self.fault(hook, &f);
-                        return Err(f);
-                    }
-                }
-            }
+        // Waiting for an instance is bounded by the call deadline: a plugin
+        // whose instances are all stuck fails fast.
+        let Some(slot) = self.slots.take(self.slot_wait).await else {
+            let f = Fault {
+                kind: FaultKind::Busy,
+                message: format!(
+                    "all {} instances busy for {:?} (max_instances)",
+                    self.max_idle, self.slot_wait
+                ),
+            };
+            self.fault(hook, &f);
+            return Err(f);
         };
         let popped = self.pool.lock().pop();
         let mut inst = match popped {
@@ -461,7 +513,7 @@ impl LoadedPlugin {
     pub fn end<R>(
         &self,
         hook: Hook,
-        call: Call,
+        call: Call<'_>,
         req: &mut ReqState,
         resp: Option<&mut RespState>,
         out: wasmtime::Result<R>,

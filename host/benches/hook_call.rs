@@ -1,0 +1,113 @@
+//! What one hook call costs inside the host, without sockets: the default
+//! bundle's `cache-policy` (and, with `PROBE=path.wasm`, the bench probe
+//! plugin with no host calls) called in a loop through the real chain.
+//!
+//!   cargo bench -p lacquer --bench hook_call
+//!   PROBE=target/bench-probe/wasm32-wasip2/release/lacquer_bench_probe.wasm cargo bench -p lacquer --bench hook_call
+//!
+//! Prints the median over rounds of ns per call; `bench/hook-cost.sh` measures
+//! the same through a running server.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::Method;
+use lacquer::backend::{Backends, HealthRegistry};
+use lacquer::cache::Cache;
+use lacquer::config::{Config, PluginSource};
+use lacquer::metrics::Metrics;
+use lacquer::plugin::host_api::PluginEnv;
+use lacquer::plugin::kv::KvStore;
+use lacquer::plugin::runtime::LoadedPlugin;
+use lacquer::plugin::{Chain, LogBudget, ReqState};
+
+const CALLS: u32 = 10_000;
+const ROUNDS: usize = 15;
+
+async fn chain(plugins: &str) -> Chain {
+    let cfg = Config::from_toml(
+        &format!("[[backends]]\nname = \"app\"\nurl = \"http://127.0.0.1:9\"\n{plugins}"),
+        "bench",
+        None,
+    )
+    .expect("bench config");
+    let metrics = Arc::new(Metrics::new());
+    let cache = Cache::new(1 << 20, 4, 100, metrics.clone());
+    let backends = Backends::build(&cfg, &HealthRegistry::default());
+    let kv = KvStore::default();
+    let mut loaded = Vec::new();
+    for p in &cfg.plugins {
+        let bytes = match &p.source {
+            PluginSource::Builtin(b) => lacquer::bundle::bytes(b).expect("bundled").to_vec(),
+            PluginSource::Path(path) => std::fs::read(path).expect("plugin file"),
+        };
+        let pm = metrics.plugin(&p.section.name);
+        let env = Arc::new(PluginEnv {
+            name: p.section.name.as_str().into(),
+            debug_headers: false,
+            kv: kv.namespace(&p.section.name),
+            backends: backends.clone(),
+            cache: cache.clone(),
+            log: LogBudget::new(pm.log_dropped.clone()),
+        });
+        loaded.push(Arc::new(
+            LoadedPlugin::load(p, &bytes, env, u64::MAX, None, pm)
+                .await
+                .expect("plugin loads"),
+        ));
+    }
+    Chain::new(loaded)
+}
+
+/// Mean ns per `on-recv` call of `CALLS` calls.
+async fn round(chain: &Chain, req: &mut ReqState) -> f64 {
+    let t = Instant::now();
+    for _ in 0..CALLS {
+        chain.on_recv(req).await.expect("call");
+    }
+    t.elapsed().as_nanos() as f64 / f64::from(CALLS)
+}
+
+/// Rounds of every chain interleaved (so noise hits all alike), then the
+/// median of each.
+async fn measure(chains: &[(&str, Chain)]) {
+    let mut req = ReqState {
+        method: Method::GET,
+        host: "example.com".into(),
+        ..ReqState::default()
+    };
+    let mut rounds = vec![Vec::new(); chains.len()];
+    for (_, c) in chains {
+        round(c, &mut req).await;
+    }
+    for _ in 0..ROUNDS {
+        for (i, (_, c)) in chains.iter().enumerate() {
+            rounds[i].push(round(c, &mut req).await);
+        }
+    }
+    for ((label, _), mut r) in chains.iter().zip(rounds) {
+        r.sort_by(f64::total_cmp);
+        println!(
+            "{label:<24} on-recv median {:>6.0} ns/call (min {:.0}, max {:.0})",
+            r[ROUNDS / 2],
+            r[0],
+            r[ROUNDS - 1]
+        );
+    }
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let mut chains = vec![("default bundle", chain("").await)];
+        if let Ok(probe) = std::env::var("PROBE") {
+            let empty = format!("[[plugins]]\nname = \"probe\"\npath = \"{probe}\"\n");
+            chains.push(("probe, no host calls", chain(&empty).await));
+        }
+        measure(&chains).await;
+    });
+}
