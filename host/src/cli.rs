@@ -58,14 +58,23 @@ enum PluginCommand {
 /// Run the command line; returns the exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("LACQUER_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .init();
+    // `[log] format` of the config about to be served (a config that does
+    // not load is reported by `serve` itself, in text).
+    let format = match &cli.command {
+        Command::Serve {
+            config,
+            listen,
+            backend,
+        } => ConfigSource {
+            path: config.clone(),
+            listen: listen.clone(),
+            backend: backend.clone(),
+        }
+        .load()
+        .map_or(crate::config::LogFormat::Combined, |c| c.log.format),
+        _ => crate::config::LogFormat::Combined,
+    };
+    crate::logging::init(format);
     match cli.command {
         Command::Serve {
             config,

@@ -14,6 +14,7 @@
 
 #![deny(missing_docs)]
 
+pub mod access;
 mod admin;
 pub mod backend;
 pub mod body;
@@ -25,6 +26,7 @@ mod flow;
 pub mod http_util;
 pub mod kinds;
 mod listener;
+pub mod logging;
 pub mod metrics;
 pub mod plugin;
 pub mod server;

@@ -49,6 +49,11 @@ pub const CONNECTION_TIMEOUTS: &str = "connection_timeouts";
 /// `lacquer_requests_refused_total{reason}`: client requests answered 400
 /// before any plugin ran (e.g. `host-missing`, `host-duplicate`, `host-invalid`).
 pub const REQUESTS_REFUSED: &str = "requests_refused";
+/// `lacquer_responses_total{status}`: responses sent to clients, by status code.
+pub const RESPONSES: &str = "responses";
+/// `lacquer_access_log_dropped_total`: access log records dropped because the
+/// writer fell behind (requests never wait for the log).
+pub const ACCESS_LOG_DROPPED: &str = "access_log_dropped";
 /// `lacquer_cache_bans`: bans active now.
 pub const CACHE_BANS: &str = "cache_bans";
 /// `lacquer_cache_bans_refused_total`: bans refused because `[cache] max_bans` were active.
@@ -103,6 +108,11 @@ pub struct Metrics {
     pub cache_too_large: Counter,
     kv_bytes: Family<Labels, Gauge>,
     kv_refused: Family<Labels, Counter>,
+    responses: Family<Labels, Counter>,
+    /// One handle per status code (100..=599), made on first use.
+    response_handles: Box<[std::sync::OnceLock<Counter>]>,
+    /// `lacquer_access_log_dropped_total`
+    pub access_log_dropped: Counter,
 }
 
 fn plugin_histogram() -> Histogram {
@@ -172,6 +182,9 @@ impl Metrics {
             cache_too_large: Counter::default(),
             kv_bytes: Family::default(),
             kv_refused: Family::default(),
+            responses: Family::default(),
+            response_handles: (100..600).map(|_| std::sync::OnceLock::new()).collect(),
+            access_log_dropped: Counter::default(),
             registry,
         };
         let timeouts = Family::<Labels, Counter>::default();
@@ -279,7 +292,33 @@ impl Metrics {
             "Key-value writes refused because the namespace was full",
             m.kv_refused.clone(),
         );
+        r.register(
+            RESPONSES,
+            "Responses sent to clients, by status code",
+            m.responses.clone(),
+        );
+        r.register(
+            ACCESS_LOG_DROPPED,
+            "Access log records dropped because the writer fell behind",
+            m.access_log_dropped.clone(),
+        );
         m
+    }
+
+    /// Count a response sent to a client.
+    pub fn response(&self, status: u16) {
+        let Some(slot) = self
+            .response_handles
+            .get(usize::from(status).wrapping_sub(100))
+        else {
+            return;
+        };
+        slot.get_or_init(|| {
+            self.responses
+                .get_or_create(&vec![("status", status.to_string())])
+                .clone()
+        })
+        .inc();
     }
 
     /// Count a client request refused with 400 before any plugin ran.

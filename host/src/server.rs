@@ -28,6 +28,29 @@ impl Server {
         let config = source.load()?;
         let (listen, admin_listen) = (config.listen, config.admin_listen);
         let shared = Shared::new(source, &config);
+        let access = crate::access::AccessLog::start(
+            crate::access::Target::parse(&config.log.access),
+            config.log.format,
+            shared.metrics.access_log_dropped.clone(),
+        )
+        .map_err(ServeError::AccessLog)?;
+        let _ = shared.access.set(access);
+        #[cfg(unix)]
+        {
+            // SIGUSR1: reopen the access log (after logrotate moved it).
+            use tokio::signal::unix::{SignalKind, signal};
+            let weak = Arc::downgrade(&shared);
+            if let Ok(mut usr1) = signal(SignalKind::user_defined1()) {
+                tokio::spawn(async move {
+                    while usr1.recv().await.is_some() {
+                        let Some(s) = weak.upgrade() else { return };
+                        if let Some(a) = s.access.get() {
+                            a.reopen();
+                        }
+                    }
+                });
+            }
+        }
         let me = shared.clone();
         let g = tokio::task::spawn_blocking(move || {
             tokio::runtime::Handle::current().block_on(me.build(config, 1))

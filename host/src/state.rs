@@ -34,6 +34,9 @@ pub enum ServeError {
     /// A plugin failed to load.
     #[error(transparent)]
     Plugin(#[from] PluginError),
+    /// The access log file could not be opened.
+    #[error("log.access: cannot open the access log: {0}")]
+    AccessLog(std::io::Error),
     /// A listener could not be bound.
     #[error("cannot listen on {addr}: {cause}")]
     Bind {
@@ -102,6 +105,8 @@ pub struct Shared {
     /// The address the admin listener is bound to: the token rule follows
     /// the socket, whatever a reloaded config says.
     pub admin_bound: std::sync::OnceLock<SocketAddr>,
+    /// The access log (set once the server starts).
+    pub access: std::sync::OnceLock<crate::access::AccessLog>,
 }
 
 impl Shared {
@@ -136,7 +141,24 @@ impl Shared {
             reload_lock: tokio::sync::Mutex::new(()),
             started: Instant::now(),
             admin_bound: std::sync::OnceLock::new(),
+            access: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The request id: the client's `x-request-id` when it is a sane token
+    /// (1–128 of `A-Za-z0-9-_.:`), else a new one.
+    pub fn request_id_for(&self, given: Option<&http::HeaderValue>) -> Arc<str> {
+        match given.map(http::HeaderValue::as_bytes) {
+            Some(b)
+                if (1..=128).contains(&b.len())
+                    && b.iter()
+                        .all(|c| c.is_ascii_alphanumeric() || b"-_.:".contains(c)) =>
+            {
+                // Checked ASCII above.
+                String::from_utf8_lossy(b).into()
+            }
+            _ => self.request_id(),
+        }
     }
 
     /// A new request id.

@@ -51,7 +51,8 @@ impl FileConfig {
         let c = Checker { file };
         let listen = c.addr("server.listen", &self.server.listen)?;
         let (admin_listen, admin_token) = check_admin(&c, &self.admin)?;
-        check_server(&c, &self.server)?;
+        let trusted_proxies = check_server(&c, &self.server)?;
+        check_log(&c, &self.log)?;
         let mut names = HashSet::new();
         let backends = check_backends(&c, self.backends, &mut names)?;
         let directors = check_directors(&c, self.directors, &mut names)?;
@@ -79,6 +80,13 @@ impl FileConfig {
         {
             runtime.cache_dir = Some(b.join(dir));
         }
+        let mut log = self.log;
+        if let Some(b) = base
+            && !matches!(log.access.as_str(), "off" | "stdout")
+            && Path::new(&log.access).is_relative()
+        {
+            log.access = b.join(&log.access).to_string_lossy().into_owned();
+        }
         Ok(Config {
             source: file.to_string(),
             listen,
@@ -92,6 +100,9 @@ impl FileConfig {
             idle_timeout: self.server.idle_timeout,
             max_connections: self.server.max_connections,
             x_cache: self.server.x_cache,
+            trusted_proxies,
+            forwarded: self.server.forwarded,
+            log,
             cache: self.cache,
             runtime,
             backends,
@@ -101,11 +112,31 @@ impl FileConfig {
     }
 }
 
-fn check_server(c: &Checker<'_>, s: &ServerSection) -> Result<(), ConfigError> {
+fn check_server(c: &Checker<'_>, s: &ServerSection) -> Result<Vec<ipnet::IpNet>, ConfigError> {
     c.positive("server.header_read_timeout", s.header_read_timeout)?;
     c.positive("server.idle_timeout", s.idle_timeout)?;
     if s.max_connections == 0 {
         return Err(c.bad("server.max_connections", "must be at least 1"));
+    }
+    s.trusted_proxies
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            v.parse::<ipnet::IpNet>()
+                .or_else(|_| v.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    c.bad(
+                        format!("server.trusted_proxies[{i}]"),
+                        format!("{v:?} is not an address or network like 10.0.0.0/8"),
+                    )
+                })
+        })
+        .collect()
+}
+
+fn check_log(c: &Checker<'_>, l: &LogSection) -> Result<(), ConfigError> {
+    if l.access.trim().is_empty() {
+        return Err(c.bad("log.access", "expected \"off\", \"stdout\" or a file path"));
     }
     Ok(())
 }
@@ -339,7 +370,7 @@ fn check_cache(c: &Checker<'_>, s: &CacheSection) -> Result<(), ConfigError> {
     if s.max_bans == 0 {
         return Err(c.bad("cache.max_bans", "must be at least 1"));
     }
-    if s.max_object_size.0 > s.memory.0 {
+    if s.max_object() > s.memory.0 {
         return Err(c.bad("cache.max_object_size", "must not exceed cache.memory"));
     }
     Ok(())

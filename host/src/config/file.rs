@@ -11,7 +11,7 @@ use serde::Deserialize;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:6081";
 /// Default `[cache] memory`: 256 MiB.
 pub const DEFAULT_CACHE_MEMORY: u64 = 256 * 1024 * 1024;
-/// Default `[cache] max_object_size`: 16 MiB.
+/// Default `[cache] max_object_size`: an eighth of `memory`, at most 16 MiB.
 pub const DEFAULT_MAX_OBJECT: u64 = 16 * 1024 * 1024;
 /// Default `[cache] default_grace`: 0 s (stale only with the origin's permission).
 pub const DEFAULT_GRACE: Duration = Duration::ZERO;
@@ -97,6 +97,40 @@ pub struct FileConfig {
     pub directors: Vec<DirectorSection>,
     /// `[[plugins]]`; none means the default bundle.
     pub plugins: Option<Vec<PluginSection>>,
+    /// `[log]`
+    #[serde(default)]
+    pub log: LogSection,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    /// The access log: "off", "stdout", or a file path (appended to, reopened
+    /// on SIGUSR1). Default "off".
+    pub access: String,
+    /// "combined" (the access log in NCSA combined format, process logs as
+    /// text) or "json" (both as one JSON object per line). Default "combined".
+    pub format: LogFormat,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        Self {
+            access: "off".into(),
+            format: LogFormat::Combined,
+        }
+    }
+}
+
+/// `[log] format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// NCSA combined access log (with Lacquer's fields appended), text process logs.
+    Combined,
+    /// JSON lines for both.
+    Json,
 }
 
 /// `[server]`
@@ -131,6 +165,13 @@ pub struct ServerSection {
     /// Add `x-cache: HIT|MISS|PASS|STALE|SYNTH` to responses (before
     /// `on-deliver`, so plugins may change it). Default true.
     pub x_cache: bool,
+    /// Peers (addresses or CIDR networks) whose `X-Forwarded-For`,
+    /// `X-Forwarded-Proto` and `Forwarded` are believed: from them the
+    /// client address is the nearest untrusted address those name. Default
+    /// none.
+    pub trusted_proxies: Vec<String>,
+    /// Also send the backend an RFC 7239 `Forwarded` field. Default false.
+    pub forwarded: bool,
 }
 
 impl Default for ServerSection {
@@ -145,6 +186,8 @@ impl Default for ServerSection {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             x_cache: true,
+            trusted_proxies: Vec::new(),
+            forwarded: false,
         }
     }
 }
@@ -166,8 +209,9 @@ pub struct AdminSection {
 pub struct CacheSection {
     /// Memory budget for cached objects. Default 256 MiB.
     pub memory: ByteSize,
-    /// Responses larger than this pass. Default 16 MiB.
-    pub max_object_size: ByteSize,
+    /// Responses larger than this pass. Default: an eighth of `memory`, at
+    /// most 16 MiB (see [`CacheSection::max_object`]).
+    pub max_object_size: Option<ByteSize>,
     /// TTL for responses with no explicit freshness and no Last-Modified. Default 0 s.
     #[serde(with = "humantime_serde")]
     pub default_ttl: Duration,
@@ -201,7 +245,7 @@ impl Default for CacheSection {
     fn default() -> Self {
         Self {
             memory: ByteSize(DEFAULT_CACHE_MEMORY),
-            max_object_size: ByteSize(DEFAULT_MAX_OBJECT),
+            max_object_size: None,
             default_ttl: Duration::ZERO,
             default_grace: DEFAULT_GRACE,
             stale_if_error: DEFAULT_STALE_IF_ERROR,
@@ -210,6 +254,15 @@ impl Default for CacheSection {
             max_variants: DEFAULT_MAX_VARIANTS,
             max_bans: DEFAULT_MAX_BANS,
         }
+    }
+}
+
+impl CacheSection {
+    /// The largest object stored: `max_object_size` when set, else an
+    /// eighth of `memory`, at most 16 MiB.
+    pub fn max_object(&self) -> u64 {
+        self.max_object_size
+            .map_or((self.memory.0 / 8).min(DEFAULT_MAX_OBJECT), |b| b.0)
     }
 }
 

@@ -26,6 +26,9 @@ listen = "127.0.0.1:6082"
 [[backends]]
 name = "default"
 url = "http://127.0.0.1:8080"
+
+[log]
+access = "stdout"
 "#;
 
 /// The plugins loaded, in this order, when a config has no `[[plugins]]`.

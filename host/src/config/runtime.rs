@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Uri};
 
-use super::file::{CacheSection, OnError, PluginSection, RuntimeSection};
+use super::file::{CacheSection, LogSection, OnError, PluginSection, RuntimeSection};
 use super::{ConfigError, EMBEDDED_DEFAULT, FileConfig};
 
 /// The checked configuration the proxy runs on.
@@ -38,6 +38,12 @@ pub struct Config {
     pub max_connections: usize,
     /// `[server] x_cache`.
     pub x_cache: bool,
+    /// `[server] trusted_proxies`, as networks.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `[server] forwarded`.
+    pub forwarded: bool,
+    /// `[log]`.
+    pub log: LogSection,
     /// `[cache]`, every value checked.
     pub cache: CacheSection,
     /// `[runtime]`, `cache_dir` resolved against the config's directory.

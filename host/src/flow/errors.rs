@@ -71,6 +71,12 @@ impl Cx {
             "plugin failed, answering 500: {}",
             f.fault.message
         );
+        self.fault = Some(format!(
+            "{}/{}/{}",
+            f.plugin,
+            f.hook.as_str(),
+            f.fault.kind.as_str()
+        ));
         let mut headers = text_headers();
         if self.generation.config.debug_headers
             && let Ok(v) = HeaderValue::from_str(&format!(

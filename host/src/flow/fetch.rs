@@ -224,8 +224,10 @@ impl Cx {
             }
         }
         headers.append(header::VIA, VIA);
-        if let Ok(v) = HeaderValue::from_str(&self.rs.client.ip().to_string()) {
-            headers.append("x-forwarded-for", v);
+        self.forwarded
+            .apply(&mut headers, "http", self.generation.config.forwarded);
+        if let Ok(v) = HeaderValue::from_str(&self.rs.id) {
+            headers.insert(super::REQUEST_ID, v);
         }
         let body: ProxyBody = match (lookup, self.body.take()) {
             (false, Some(b)) if !http_body::Body::is_end_stream(&b) => {
@@ -256,7 +258,10 @@ impl Cx {
                     f.response.status()
                 ),
             }),
-            Ok(f) => Ok((be, f)),
+            Ok(f) => {
+                self.backend_used = Some(be.name.to_string());
+                Ok((be, f))
+            }
             Err((kind, detail)) => Err(FetchFailure {
                 kind,
                 backend: be.name.to_string(),

@@ -42,6 +42,9 @@ impl Cx {
                             failure: None,
                             background: true,
                             cc: cs::CacheControl::default(),
+                            forwarded: self.forwarded.clone(),
+                            backend_used: None,
+                            fault: None,
                         };
                         tokio::spawn(async move {
                             bg.fetch(Mode::Miss(guard), None).await;

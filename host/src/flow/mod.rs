@@ -15,6 +15,8 @@
 mod deliver;
 mod errors;
 mod fetch;
+pub mod forwarded;
+mod logged;
 mod lookup;
 mod recv;
 mod store;
@@ -23,12 +25,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::header::{self, HeaderValue};
+use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
 
 use lacquer_cache_semantics as cs;
 
+use crate::access::Record;
 use crate::body::ProxyBody;
 use crate::cache::{self, FetchGuard, Key, Outcome};
 use crate::http_util::request_host;
@@ -37,6 +40,10 @@ use crate::plugin::ReqState;
 use crate::state::{Generation, Shared};
 
 pub use self::errors::text_headers;
+use self::forwarded::Forwarding;
+
+/// `x-request-id`: returned to the client and sent to the backend.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// A response for the client and how it was answered (the `state` label).
 pub struct Answer {
@@ -121,6 +128,12 @@ pub struct Cx {
     pub background: bool,
     /// The request's `Cache-Control` directives.
     pub cc: cs::CacheControl,
+    /// The peer and what trusted proxies said about the client.
+    pub forwarded: Arc<Forwarding>,
+    /// The backend that answered last (for the access log).
+    pub backend_used: Option<String>,
+    /// A fail-closed plugin fault, as `plugin/hook/kind` (for the access log).
+    pub fault: Option<String>,
 }
 
 /// The phases a request goes through, as [`Cx::run`] drives them.
@@ -146,6 +159,35 @@ pub async fn handle(
     let (parts, body) = req.into_parts();
     let mut headers = parts.headers;
     lacquer_cache_semantics::strip_connection_headers(&mut headers);
+    let forwarded = Forwarding::take(peer, &mut headers, &generation.config.trusted_proxies);
+    let id = shared.request_id_for(headers.get(&REQUEST_ID));
+    headers.remove(&REQUEST_ID);
+    let logging = shared.access.get().is_some_and(|a| a.wanted());
+    let text = |h: &HeaderMap, n: header::HeaderName| {
+        h.get(n).and_then(|v| v.to_str().ok()).map(str::to_owned)
+    };
+    let record = logging.then(|| Record {
+        time: std::time::SystemTime::now(),
+        id: id.clone(),
+        client: forwarded.client.ip(),
+        method: parts.method.clone(),
+        host: String::new(),
+        url: parts
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_owned(),
+        version: parts.version,
+        status: 0,
+        bytes: 0,
+        duration: std::time::Duration::ZERO,
+        state: State::Synth,
+        backend: None,
+        fetch_error: None,
+        fault: None,
+        referer: text(&headers, header::REFERER),
+        user_agent: text(&headers, header::USER_AGENT),
+    });
     // One host for the cache key and the backend (RFC 9112 §3.2): the
     // target's authority, else the single Host field.
     let host = match request_host(parts.version, &headers, &parts.uri) {
@@ -156,7 +198,8 @@ pub async fn handle(
                 .metrics
                 .request(State::Synth, start.elapsed().as_secs_f64());
             tracing::info!(client = %peer, reason, "refused request: {message}");
-            return errors::bad_request(&message);
+            let answer = Answer::new(errors::bad_request(&message), State::Synth);
+            return finish(&shared, answer, &id, record, start, None);
         }
     };
     headers.remove(header::HOST);
@@ -175,8 +218,8 @@ pub async fn handle(
         uri,
         headers,
         host,
-        client: peer,
-        id: shared.request_id(),
+        client: forwarded.client,
+        id: id.clone(),
         backend: None,
         key_inputs: Vec::new(),
     };
@@ -184,17 +227,55 @@ pub async fn handle(
     let cc = cs::CacheControl::parse(&rs.headers, &header::CACHE_CONTROL);
     let mut cx = Cx {
         cc,
-        shared,
+        shared: shared.clone(),
         generation,
         rs,
         body: Some(body),
         body_sent: false,
         failure: None,
         background: false,
+        forwarded: Arc::new(forwarded),
+        backend_used: None,
+        fault: None,
     };
     let answer = cx.run().await;
     metrics.request(answer.state, start.elapsed().as_secs_f64());
-    answer.response
+    finish(&shared, answer, &id, record, start, Some(&mut cx))
+}
+
+/// Count the response, give it the request id, and hand its access log
+/// record to the body (written when the body ends).
+fn finish(
+    shared: &Arc<Shared>,
+    answer: Answer,
+    id: &str,
+    record: Option<Record>,
+    start: Instant,
+    cx: Option<&mut Cx>,
+) -> Response<ProxyBody> {
+    let mut response = answer.response;
+    shared.metrics.response(response.status().as_u16());
+    if let Ok(v) = HeaderValue::from_str(id) {
+        response.headers_mut().insert(REQUEST_ID, v);
+    }
+    let Some(mut r) = record else {
+        return response;
+    };
+    r.status = response.status().as_u16();
+    r.state = answer.state;
+    if let Some(cx) = cx {
+        r.host = cx.rs.host.clone();
+        r.backend = cx
+            .failure
+            .as_ref()
+            .map(|f| f.backend.clone())
+            .or(cx.backend_used.take());
+        r.fetch_error = cx.failure.as_ref().map(|f| f.kind.as_str());
+        r.fault = cx.fault.take();
+    }
+    response.map(|b| {
+        http_body_util::BodyExt::boxed_unsync(logged::Logged::new(b, r, start, shared.clone()))
+    })
 }
 
 impl Cx {

@@ -47,7 +47,7 @@ impl Cx {
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        let too_big = length.is_some_and(|l| l > cfg.max_object_size.0);
+        let too_big = length.is_some_and(|l| l > cfg.max_object());
         if too_big && p.storage == Storage::Cache {
             self.shared.metrics.cache_too_large.inc();
         }
@@ -100,7 +100,7 @@ impl Cx {
                         obj.clone(),
                         body,
                         FillCx {
-                            max: cfg.max_object_size.0,
+                            max: cfg.max_object(),
                             req: self.rs.id.clone(),
                             method: self.rs.method.clone(),
                             uri: self.rs.uri.clone(),

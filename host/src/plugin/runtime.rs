@@ -424,15 +424,15 @@ impl LoadedPlugin {
             if cut {
                 d.env.log.dropped_output();
             }
-            for line in text.lines() {
-                d.env.log.line(
-                    &mut d.logged,
-                    &self.name,
-                    &d.req.id,
-                    super::bindings::types::Level::Info,
-                    &format!("plugin output: {line}"),
-                );
-            }
+            // One record per call's output, so a guest panic (several
+            // lines) arrives whole.
+            d.env.log.line(
+                &mut d.logged,
+                &self.name,
+                &d.req.id,
+                super::bindings::types::Level::Info,
+                &format!("plugin output: {text}"),
+            );
         }
     }
 
