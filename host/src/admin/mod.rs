@@ -1,8 +1,10 @@
 //! The admin listener: metrics, status, backends, purge, reload, recent
 //! fetch errors. Mutations need `Authorization: Bearer <token>` when a token
 //! is configured; on a listener bound to a non-loopback address they always
-//! need it (the rule follows the socket, not a reloaded config).
+//! need it (the rule follows the socket, not a reloaded config). HEAD is
+//! answered wherever GET is, with the same headers and no body.
 
+mod page;
 mod query;
 
 use std::net::SocketAddr;
@@ -19,22 +21,31 @@ use subtle::ConstantTimeEq;
 use self::query::Query;
 use crate::backend::Target;
 use crate::backend::health::Forced;
-use crate::body::{ProxyBody, full};
+use crate::body::{ProxyBody, empty, full};
 use crate::plugin::chain::hook_names;
 use crate::state::Shared;
 
 /// Largest admin request body read.
 const MAX_BODY: usize = 64 * 1024;
 
+/// The exposition format `Metrics::encode` writes: prometheus-client's text
+/// encoder emits OpenMetrics (`_total` samples, `# EOF`), not Prometheus 0.0.4.
+const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
 fn reply(
     status: StatusCode,
     content_type: &'static str,
     body: impl Into<Bytes>,
 ) -> Response<ProxyBody> {
-    let mut r = Response::new(full(body.into()));
+    let body: Bytes = body.into();
+    let len = body.len();
+    let mut r = Response::new(full(body));
     *r.status_mut() = status;
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    // The host frames what it sends, so HEAD can repeat the length exactly.
+    r.headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
@@ -68,6 +79,25 @@ pub async fn handle(
     req: Request<Incoming>,
     local: Option<SocketAddr>,
 ) -> Response<ProxyBody> {
+    let head = req.method() == Method::HEAD;
+    let resp = route(shared, req, local).await;
+    if head { without_body(resp) } else { resp }
+}
+
+/// A HEAD answer: the GET answer's status and headers, no body. Every
+/// admin reply carries its `Content-Length` (see [`reply`]), so the length a
+/// GET would send is still announced.
+fn without_body(resp: Response<ProxyBody>) -> Response<ProxyBody> {
+    let (parts, _) = resp.into_parts();
+    Response::from_parts(parts, empty())
+}
+
+/// Route one request (HEAD as GET) to its endpoint.
+async fn route(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+    local: Option<SocketAddr>,
+) -> Response<ProxyBody> {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_owned();
     let g = shared.generation.load_full();
@@ -88,21 +118,22 @@ pub async fn handle(
     };
     let body = String::from_utf8_lossy(&body).trim().to_owned();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    match (&parts.method, segments.as_slice()) {
+    let method = if parts.method == Method::HEAD {
+        Method::GET
+    } else {
+        parts.method.clone()
+    };
+    match (&method, segments.as_slice()) {
         (&Method::GET, ["metrics"]) => {
             shared.publish_gauges();
             reply(
                 StatusCode::OK,
-                "text/plain; version=0.0.4",
+                METRICS_CONTENT_TYPE,
                 shared.metrics.encode(),
             )
         }
         (&Method::GET, ["status"]) => json_reply(StatusCode::OK, status(&shared)),
-        (&Method::GET, [""]) => reply(
-            StatusCode::OK,
-            "text/html; charset=utf-8",
-            status_page(&shared),
-        ),
+        (&Method::GET, [""]) => page::reply(),
         (&Method::GET, ["backends"]) => json_reply(StatusCode::OK, backends(&shared)),
         (&Method::GET, ["fetch-errors"]) => {
             let r: Vec<_> = shared.recent.lock().iter().rev().cloned().collect();
@@ -242,6 +273,7 @@ fn status(shared: &Shared) -> serde_json::Value {
         .iter()
         .map(|p| json!({"name": &*p.name, "hooks": hook_names(p.hooks), "quarantined": p.quarantined()}))
         .collect();
+    let mut b = backends(shared);
     json!({
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_s": shared.started.elapsed().as_secs(),
@@ -249,43 +281,10 @@ fn status(shared: &Shared) -> serde_json::Value {
         "config": g.config.source,
         "cache": { "objects": shared.cache.objects(), "bytes": shared.cache.bytes(), "budget": g.config.cache.memory.0 },
         "plugins": plugins,
-        "backends": backends(shared)["backends"].clone(),
+        "backends": b["backends"].take(),
+        "directors": b["directors"].take(),
+        "default_backend": b["default"].take(),
     })
-}
-
-fn status_page(shared: &Shared) -> String {
-    let s = status(shared);
-    let esc = |v: &serde_json::Value| {
-        v.to_string()
-            .replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-    };
-    let rows: String = s["backends"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|b| {
-                    let ok = b["healthy"].as_bool().unwrap_or(false);
-                    format!(
-                        "<tr><td>{}</td><td>{}</td><td class={}>{}</td></tr>",
-                        esc(&b["name"]),
-                        esc(&b["url"]),
-                        if ok { "ok" } else { "bad" },
-                        if ok { "healthy" } else { "sick" }
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    format!(
-        "<!doctype html><meta charset=utf-8><title>Lacquer</title>\
-<style>body{{font:15px system-ui;margin:2em;color:#222}}td,th{{padding:.3em 1em;text-align:left}}.ok{{color:#070}}.bad{{color:#b00}}</style>\
-<h1>Lacquer</h1><p>generation {} &middot; up {} s &middot; {} objects, {} bytes cached</p>\
-<h2>Backends</h2><table><tr><th>name</th><th>url</th><th>health</th></tr>{rows}</table>\
-<p><a href=/metrics>metrics</a> &middot; <a href=/status>status</a> &middot; <a href=/backends>backends</a> &middot; <a href=/fetch-errors>recent fetch errors</a></p>",
-        s["generation"], s["uptime_s"], s["cache"]["objects"], s["cache"]["bytes"]
-    )
 }
 
 #[cfg(test)]
