@@ -25,8 +25,11 @@ pub const CACHE_EVICTIONS: &str = "cache_evictions";
 pub const BACKEND_REQUESTS: &str = "backend_requests";
 /// `lacquer_fetch_failures_total{backend,kind}`: failed fetches by cause.
 pub const FETCH_FAILURES: &str = "fetch_failures";
-/// `lacquer_backend_healthy{backend}`: 1 when healthy.
+/// `lacquer_backend_healthy{backend}`: 1 when healthy (0 while sick or while
+/// its circuit is open).
 pub const BACKEND_HEALTHY: &str = "backend_healthy";
+/// `lacquer_backend_circuit_open{backend}`: 1 while the circuit breaker is open.
+pub const BACKEND_CIRCUIT_OPEN: &str = "backend_circuit_open";
 /// `lacquer_plugin_calls_total{plugin,hook}`.
 pub const PLUGIN_CALLS: &str = "plugin_calls";
 /// `lacquer_plugin_faults_total{plugin,hook,kind}`.
@@ -85,6 +88,7 @@ pub struct Metrics {
     backend_requests: Family<Labels, Counter>,
     fetch_failures: Family<Labels, Counter>,
     backend_healthy: Family<Labels, Gauge>,
+    backend_circuit_open: Family<Labels, Gauge>,
     plugin_calls: Family<Labels, Counter>,
     plugin_faults: Family<Labels, Counter>,
     plugin_duration: Family<Labels, Histogram>,
@@ -166,6 +170,7 @@ impl Metrics {
             backend_requests: Family::default(),
             fetch_failures: Family::default(),
             backend_healthy: Family::default(),
+            backend_circuit_open: Family::default(),
             plugin_calls: Family::default(),
             plugin_faults: Family::default(),
             plugin_duration: Family::new_with_constructor(plugin_histogram as fn() -> Histogram),
@@ -224,6 +229,11 @@ impl Metrics {
             BACKEND_HEALTHY,
             "1 when the backend is healthy",
             m.backend_healthy.clone(),
+        );
+        r.register(
+            BACKEND_CIRCUIT_OPEN,
+            "1 while the backend's circuit breaker is open",
+            m.backend_circuit_open.clone(),
         );
         r.register(PLUGIN_CALLS, "Plugin hook calls", m.plugin_calls.clone());
         r.register(
@@ -357,6 +367,13 @@ impl Metrics {
         self.fetch_failures
             .get_or_create(&vec![("backend", backend.into()), ("kind", kind.into())])
             .inc();
+    }
+
+    /// Set a backend's circuit gauge.
+    pub fn backend_circuit(&self, backend: &str, open: bool) {
+        self.backend_circuit_open
+            .get_or_create(&vec![("backend", backend.into())])
+            .set(i64::from(open));
     }
 
     /// Set a backend's health gauge.

@@ -260,6 +260,11 @@ impl Shared {
 
     /// Bring the scrape-time gauges (kv namespaces) up to date.
     pub fn publish_gauges(&self) {
+        for b in &self.generation.load().backends.list {
+            self.metrics.backend_health(&b.name, b.health.healthy());
+            self.metrics
+                .backend_circuit(&b.name, b.health.circuit_open());
+        }
         for (plugin, ns) in self.kv.namespaces() {
             self.metrics.kv(&plugin, ns.bytes(), ns.refusals());
         }

@@ -194,6 +194,7 @@ mod tests {
                     max_connections_wait: std::time::Duration::ZERO,
                     host_header: None,
                     probe: None,
+                    circuit: Default::default(),
                 };
                 let b = Backend::new(&cfg, Arc::new(Health::default()));
                 ((*n).to_owned(), Target::Backend(Arc::new(b)))

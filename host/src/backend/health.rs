@@ -62,6 +62,8 @@ pub enum Unavailable {
 
 /// The health of one backend.
 pub struct Health {
+    /// The backend's name, for log lines.
+    name: String,
     probed: AtomicBool,
     /// Bumped whenever the probe is (re)configured or removed: results from a
     /// probe loop of an older config generation are ignored.
@@ -81,11 +83,27 @@ struct Breaker {
     open_until: Option<Instant>,
     backoff: Duration,
     trial: bool,
+    /// Consecutive failures that open it (0: never).
+    threshold: u32,
+    first_backoff: Duration,
+    max_backoff: Duration,
+    /// The last failure: what, and when (seconds since the Unix epoch).
+    last_failure: Option<(String, u64)>,
+}
+
+/// The circuit just opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Opened {
+    /// Consecutive failures counted.
+    pub failures: u32,
+    /// For how long, before a trial request.
+    pub period: Duration,
 }
 
 impl Default for Health {
     fn default() -> Self {
         Self {
+            name: String::new(),
             probed: AtomicBool::new(false),
             probe_epoch: AtomicU64::new(0),
             window: AtomicU64::new(0),
@@ -99,6 +117,10 @@ impl Default for Health {
                 open_until: None,
                 backoff: BREAKER_BACKOFF,
                 trial: false,
+                threshold: BREAKER_FAILURES,
+                first_backoff: BREAKER_BACKOFF,
+                max_backoff: BREAKER_MAX_BACKOFF,
+                last_failure: None,
             }),
             breaker_open: AtomicBool::new(false),
         }
@@ -106,6 +128,14 @@ impl Default for Health {
 }
 
 impl Health {
+    /// The health of the backend called `name`.
+    pub fn named(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            ..Self::default()
+        }
+    }
+
     /// Configure the probe window. `initial` good probes are assumed, unless
     /// the backend was already probed (a reload keeps the state).
     pub fn configure_probe(&self, window: u32, threshold: u32, initial: u32) {
@@ -263,31 +293,71 @@ impl Health {
         }
     }
 
+    /// Configure the breaker: `failures` in a row open it (0: never), for
+    /// `backoff`, doubled after each failed trial up to `max_backoff`.
+    pub fn configure_breaker(&self, failures: u32, backoff: Duration, max_backoff: Duration) {
+        let mut b = self.breaker.lock();
+        b.threshold = failures;
+        b.first_backoff = backoff;
+        b.max_backoff = max_backoff;
+        if b.open_until.is_none() {
+            b.backoff = backoff;
+        }
+        if failures == 0 && self.breaker_open.load(Ordering::Relaxed) {
+            drop(b);
+            self.close_breaker();
+        }
+    }
+
     fn close_breaker(&self) {
         let mut b = self.breaker.lock();
+        let was_open = self.breaker_open.swap(false, Ordering::Relaxed);
         b.failures = 0;
         b.open_until = None;
         b.trial = false;
-        b.backoff = BREAKER_BACKOFF;
-        self.breaker_open.store(false, Ordering::Relaxed);
+        b.backoff = b.first_backoff;
+        if was_open {
+            tracing::info!(
+                backend = %self.name,
+                "circuit closed: the backend answers again (last failure: {})",
+                b.last_failure.as_ref().map_or("none", |(w, _)| w.as_str())
+            );
+        }
     }
 
-    /// A request failed (connect error, timeout, reset, 502/503/504). Returns true when this opened the circuit.
-    pub fn failure(&self) -> bool {
+    /// A request failed (`reason` says how: a fetch error kind or a status
+    /// listed in `circuit.statuses`). Returns how the circuit opened, when
+    /// this opened it.
+    pub fn failure(&self, reason: &str) -> Option<Opened> {
         let mut b = self.breaker.lock();
+        let at = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        b.last_failure = Some((reason.to_owned(), at));
+        if b.threshold == 0 {
+            return None;
+        }
         b.failures += 1;
         let reopen = b.trial;
-        if reopen || (b.open_until.is_none() && b.failures >= BREAKER_FAILURES) {
+        if reopen || (b.open_until.is_none() && b.failures >= b.threshold) {
             if reopen {
                 // The trial failed: stay open twice as long as last time.
-                b.backoff = (b.backoff * 2).min(BREAKER_MAX_BACKOFF);
+                b.backoff = (b.backoff * 2).min(b.max_backoff);
             }
             b.open_until = Some(Instant::now() + b.backoff);
             b.trial = false;
             self.breaker_open.store(true, Ordering::Relaxed);
-            return true;
+            return Some(Opened {
+                failures: b.failures,
+                period: b.backoff,
+            });
         }
-        false
+        None
+    }
+
+    /// The last failed request: what, and when (seconds since the Unix epoch).
+    pub fn last_failure(&self) -> Option<(String, u64)> {
+        self.breaker.lock().last_failure.clone()
     }
 
     /// Whether the breaker is open now.
@@ -325,7 +395,7 @@ mod tests {
     fn breaker_opens_then_half_opens() {
         let h = Health::default();
         for i in 0..BREAKER_FAILURES {
-            assert_eq!(h.failure(), i + 1 == BREAKER_FAILURES);
+            assert_eq!(h.failure("t").is_some(), i + 1 == BREAKER_FAILURES);
         }
         assert_eq!(h.admit(), Err(Unavailable::CircuitOpen));
         h.breaker.lock().open_until = Some(Instant::now());
@@ -348,7 +418,7 @@ mod tests {
     fn failed_trials_double_the_backoff() {
         let h = Health::default();
         for _ in 0..BREAKER_FAILURES {
-            h.failure();
+            h.failure("t");
         }
         let first = h.breaker.lock().open_until.unwrap() - Instant::now();
         assert!(first <= BREAKER_BACKOFF);
@@ -356,7 +426,7 @@ mod tests {
         for _ in 0..8 {
             h.breaker.lock().open_until = Some(Instant::now());
             assert_eq!(h.admit(), Ok(Admission::Trial));
-            assert!(h.failure(), "a failed trial reopens");
+            assert!(h.failure("t").is_some(), "a failed trial reopens");
             want = (want * 2).min(BREAKER_MAX_BACKOFF);
             let open_for = h.breaker.lock().open_until.unwrap() - Instant::now();
             assert!(
@@ -377,7 +447,7 @@ mod tests {
     fn an_abandoned_trial_frees_the_slot() {
         let h = Health::default();
         for _ in 0..BREAKER_FAILURES {
-            h.failure();
+            h.failure("t");
         }
         h.breaker.lock().open_until = Some(Instant::now());
         assert_eq!(h.admit(), Ok(Admission::Trial));

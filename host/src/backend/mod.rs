@@ -268,7 +268,10 @@ pub struct HealthRegistry {
 impl HealthRegistry {
     /// The health of a backend, made on first use.
     pub fn get(&self, name: &str) -> Arc<Health> {
-        self.map.entry(name.to_owned()).or_default().clone()
+        self.map
+            .entry(name.to_owned())
+            .or_insert_with(|| Arc::new(Health::named(name)))
+            .clone()
     }
 }
 
@@ -332,6 +335,8 @@ impl Backends {
                 // A reload that removes the probe must not leave its last verdict standing.
                 None => h.clear_probe(),
             }
+            let c = &b.cfg.circuit;
+            h.configure_breaker(c.failures, c.backoff, c.max_backoff);
             metrics.backend_health(&b.name, h.healthy());
             if b.cfg.probe.is_some() {
                 tokio::spawn(probe_loop(Arc::downgrade(b), metrics.clone()));

@@ -212,6 +212,7 @@ fn check_backends(
             max_connections_wait: b.max_connections_wait,
             host_header,
             probe,
+            circuit: check_circuit(c, b.circuit, &key)?,
         });
     }
     Ok(out)
@@ -242,6 +243,27 @@ fn backend_url(url: &str) -> Result<(Uri, Option<PathBuf>), String> {
         return Err(format!("{url:?}: a path prefix is not supported"));
     }
     Ok((uri, None))
+}
+
+fn check_circuit(
+    c: &Checker<'_>,
+    s: CircuitSection,
+    key: &impl Fn(&str) -> String,
+) -> Result<CircuitSection, ConfigError> {
+    if let Some(bad) = s.statuses.iter().find(|s| !(100..=599).contains(*s)) {
+        return Err(c.bad(
+            key("circuit.statuses"),
+            format!("{bad} is not an HTTP status (100..=599)"),
+        ));
+    }
+    c.positive(key("circuit.backoff"), s.backoff)?;
+    if s.max_backoff < s.backoff {
+        return Err(c.bad(
+            key("circuit.max_backoff"),
+            "must not be less than circuit.backoff",
+        ));
+    }
+    Ok(s)
 }
 
 fn check_probe(

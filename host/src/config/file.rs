@@ -317,6 +317,39 @@ pub struct BackendSection {
     /// Active health probe.
     #[serde(default)]
     pub probe: Option<ProbeSection>,
+    /// The passive circuit breaker.
+    #[serde(default)]
+    pub circuit: CircuitSection,
+}
+
+/// A backend's circuit breaker: consecutive failed requests open it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CircuitSection {
+    /// Consecutive failures that open the circuit; 0 turns the breaker
+    /// off. Default 5.
+    pub failures: u32,
+    /// Backend statuses that count as failures (besides connect errors,
+    /// timeouts and resets). Default [502, 503, 504]: a 500 is usually one
+    /// broken URL, not a failing backend.
+    pub statuses: Vec<u16>,
+    /// First open period, doubled after each failed trial. Default 1 s.
+    #[serde(with = "humantime_serde")]
+    pub backoff: Duration,
+    /// Longest open period. Default 30 s.
+    #[serde(with = "humantime_serde")]
+    pub max_backoff: Duration,
+}
+
+impl Default for CircuitSection {
+    fn default() -> Self {
+        Self {
+            failures: 5,
+            statuses: vec![502, 503, 504],
+            backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(30),
+        }
+    }
 }
 
 fn d_connect() -> Duration {
@@ -520,6 +553,7 @@ impl BackendSection {
             max_connections_wait: Duration::ZERO,
             host_header: None,
             probe: None,
+            circuit: CircuitSection::default(),
         }
     }
 }

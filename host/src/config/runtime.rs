@@ -88,6 +88,8 @@ pub struct BackendConfig {
     pub host_header: Option<HeaderValue>,
     /// Active health probe.
     pub probe: Option<ProbeSpec>,
+    /// The circuit breaker, checked.
+    pub circuit: super::file::CircuitSection,
 }
 
 /// A checked probe.

@@ -75,15 +75,18 @@ impl Cx {
             self.shared
                 .metrics
                 .backend_response(&be.name, status.as_u16());
-            // 502/503/504 say the backend (or what is behind it) is failing or
-            // overloaded; a 500 is usually one broken URL and must not eject it.
-            if matches!(status.as_u16(), 502..=504) {
-                if be.health.failure() {
-                    tracing::error!(
-                        backend = %be.name,
-                        status = status.as_u16(),
-                        "circuit opened after consecutive failures (the backend answers 502-504)"
-                    );
+            // 502/503/504 (by default) say the backend, or what is behind
+            // it, is failing or overloaded; a 500 is usually one broken URL
+            // and must not eject it.
+            if be.cfg.circuit.statuses.contains(&status.as_u16()) {
+                let reason = format!(
+                    "status {} to {} {}",
+                    status.as_u16(),
+                    self.rs.method,
+                    self.rs.uri
+                );
+                if let Some(o) = be.health.failure(&reason) {
+                    circuit_opened(&be.name, o, &reason);
                 }
             } else {
                 be.health.success();
@@ -294,9 +297,11 @@ impl Cx {
         if f.kind.breaker_failure()
             && let Some(crate::backend::Target::Backend(b)) =
                 self.generation.backends.targets.get(&f.backend)
-            && b.health.failure()
         {
-            tracing::error!(backend = %f.backend, "circuit opened after consecutive failures");
+            let reason = format!("{} on {} {}", f.kind.as_str(), self.rs.method, self.rs.uri);
+            if let Some(o) = b.health.failure(&reason) {
+                circuit_opened(&f.backend, o, &reason);
+            }
         }
     }
 
@@ -342,4 +347,17 @@ impl Cx {
             },
         })
     }
+}
+
+/// One line when a circuit opens: the backend, the count, for how long, and
+/// the failure that tipped it (until a trial succeeds, every request to the
+/// backend fails fast as `circuit-open`).
+fn circuit_opened(backend: &str, o: crate::backend::health::Opened, last: &str) {
+    tracing::error!(
+        backend = %backend,
+        failures = o.failures,
+        "circuit opened after {} consecutive failures (last: {last}); requests fail fast as circuit-open for {:?}, then one trial request (set with [[backends]] circuit)",
+        o.failures,
+        o.period
+    );
 }

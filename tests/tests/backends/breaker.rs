@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use lacquer_tests::{Gate, Reply, Transport, both_transports, log_lines, wait_until};
 
-use crate::{assert_branded_503, assert_logged, backend, get, start};
+use crate::{assert_branded_503, assert_logged, backend, get, start, start_with};
 
 const LIMIT: Duration = Duration::from_secs(15);
 
@@ -219,7 +219,67 @@ async fn a_broken_url_answering_500_does_not_eject_the_backend(t: Transport) {
     assert_eq!(l.fetch_failures(&name, "circuit-open").await, 0.0);
 }
 
+async fn the_threshold_and_the_statuses_are_the_backends_own(t: Transport) {
+    let name = t.name("tuned");
+    let origin = t
+        .origin(|s| {
+            if s.uri.starts_with("/broken") {
+                Reply::status(500, "origin broke")
+            } else {
+                Reply::ok("fine").header("cache-control", "no-store")
+            }
+        })
+        .await;
+    let lax = t.name("lax");
+    let lax_origin = t.origin(|_| Reply::status(503, "down")).await;
+    let server = format!("debug_headers = true\nmax_retries = 0\ndefault_backend = \"{name}\"\n");
+    let l = start_with(&server, &[
+        backend(
+            &name,
+            &origin.url(),
+            "circuit = { failures = 2, statuses = [500], backoff = \"30s\" }",
+        ),
+        backend(&lax, &lax_origin.url(), "circuit = { failures = 0 }"),
+        "[[plugins]]\nname = \"router\"\nbuiltin = \"router\"\nconfig = { rules = [{ path_prefix = \"/lax\", backend = \"LAX\" }] }\n[[plugins]]\nname = \"error-pages\"\nbuiltin = \"error-pages\"\n"
+            .replace("LAX", &lax),
+    ])
+    .await;
+    let healthy = format!("lacquer_backend_healthy{{backend=\"{name}\"}}");
+    let open = format!("lacquer_backend_circuit_open{{backend=\"{name}\"}}");
+    assert_eq!(l.metric(&healthy).await, 1.0);
+    assert_eq!(get(&l, "/broken/1").await.got.status, 500);
+    assert_eq!(get(&l, "/broken/2").await.got.status, 500);
+    // Two 500s were this backend's threshold: the circuit is open, and a
+    // healthy URL is refused fast, saying why.
+    assert_branded_503(&get(&l, "/home").await, "circuit-open", &name);
+    assert_eq!(origin.hits(), 2);
+    assert_eq!(l.metric(&open).await, 1.0);
+    assert_eq!(
+        l.metric(&healthy).await,
+        0.0,
+        "an open circuit is not healthy"
+    );
+    let line = log_lines("circuit opened")
+        .into_iter()
+        .find(|x| x.contains(&format!("backend={name}")))
+        .expect("a log line when the circuit opens");
+    assert!(
+        line.contains("after 2 consecutive failures")
+            && line.contains("status 500 to GET /broken/2"),
+        "{line}"
+    );
+    let b = &l.backends().await["backends"][0];
+    assert_eq!(b["circuit_open"], true);
+    // A backend with the breaker off is never ejected by its 503s.
+    for i in 0..8 {
+        assert_eq!(get(&l, &format!("/lax/{i}")).await.got.status, 503);
+    }
+    assert_eq!(lax_origin.hits(), 8);
+    assert_eq!(l.fetch_failures(&lax, "circuit-open").await, 0.0);
+}
+
 both_transports!(
+    the_threshold_and_the_statuses_are_the_backends_own,
     circuit_breaker_opens_half_opens_and_closes,
     a_failed_trial_reopens_with_a_longer_backoff,
     an_abandoned_trial_does_not_wedge_the_circuit,
