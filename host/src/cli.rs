@@ -1,4 +1,4 @@
-//! The command line: `lacquer serve`, `lacquer check`, `lacquer plugin new`.
+//! The command line: `lacquer serve`, `lacquer check`, `lacquer top`, `lacquer plugin new`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,6 +36,8 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// A live view of a running host, read from its admin API.
+    Top(crate::top::Options),
     /// Plugin authoring helpers.
     Plugin {
         #[command(subcommand)]
@@ -86,6 +88,7 @@ pub fn main() -> ExitCode {
             backend,
         }),
         Command::Check { config } => check(config),
+        Command::Top(opts) => crate::top::main(opts),
         Command::Plugin {
             command: PluginCommand::New { name, sdk_path },
         } => match crate::plugin::scaffold::new_plugin(&name, sdk_path.as_deref()) {

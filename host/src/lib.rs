@@ -31,6 +31,7 @@ pub mod metrics;
 pub mod plugin;
 pub mod server;
 pub mod state;
+mod top;
 
 pub use config::{Config, ConfigError};
 pub use server::{ConfigSource, ServeError, Server};
