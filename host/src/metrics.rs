@@ -54,6 +54,10 @@ pub const CONNECTION_TIMEOUTS: &str = "connection_timeouts";
 pub const REQUESTS_REFUSED: &str = "requests_refused";
 /// `lacquer_responses_total{status}`: responses sent to clients, by status code.
 pub const RESPONSES: &str = "responses";
+/// `lacquer_responses_truncated_total`: backend bodies that failed after the
+/// response had started (a between-bytes timeout or a reset mid-body): the
+/// clients reading them got a cut response.
+pub const RESPONSES_TRUNCATED: &str = "responses_truncated";
 /// `lacquer_access_log_dropped_total`: access log records dropped because the
 /// writer fell behind (requests never wait for the log).
 pub const ACCESS_LOG_DROPPED: &str = "access_log_dropped";
@@ -117,6 +121,8 @@ pub struct Metrics {
     response_handles: Box<[std::sync::OnceLock<Counter>]>,
     /// `lacquer_access_log_dropped_total`
     pub access_log_dropped: Counter,
+    /// `lacquer_responses_truncated_total`
+    pub responses_truncated: Counter,
 }
 
 fn plugin_histogram() -> Histogram {
@@ -190,6 +196,7 @@ impl Metrics {
             responses: Family::default(),
             response_handles: (100..600).map(|_| std::sync::OnceLock::new()).collect(),
             access_log_dropped: Counter::default(),
+            responses_truncated: Counter::default(),
             registry,
         };
         let timeouts = Family::<Labels, Counter>::default();
@@ -306,6 +313,11 @@ impl Metrics {
             RESPONSES,
             "Responses sent to clients, by status code",
             m.responses.clone(),
+        );
+        r.register(
+            RESPONSES_TRUNCATED,
+            "Backend bodies that failed after the response had started",
+            m.responses_truncated.clone(),
         );
         r.register(
             ACCESS_LOG_DROPPED,

@@ -58,6 +58,12 @@ impl Body for Logged {
                     rec.bytes += d.len() as u64;
                 }
             }
+            Poll::Ready(Some(Err(e))) => {
+                let kind = super::store::body_failure_kind(&**e).as_str();
+                if let Some(rec) = self.record.as_mut() {
+                    rec.fetch_error.get_or_insert(kind);
+                }
+            }
             Poll::Ready(None) => self.finish(),
             _ => {}
         }

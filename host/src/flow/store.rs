@@ -132,7 +132,20 @@ impl Cx {
                 let body = match body {
                     _ if self.rs.method == Method::HEAD => empty(),
                     Source::Stored(buf) => buf.reader(),
-                    Source::Backend(b) => b.boxed_unsync(),
+                    Source::Backend(b) => Watched {
+                        inner: b,
+                        shared: self.shared.clone(),
+                        f: FillCx {
+                            max: 0,
+                            req: self.rs.id.clone(),
+                            method: self.rs.method.clone(),
+                            uri: self.rs.uri.clone(),
+                            backend: be.name.clone(),
+                        },
+                        start: Instant::now(),
+                        bytes: 0,
+                    }
+                    .boxed_unsync(),
                 };
                 self.deliver(Delivery {
                     status: resp.status,
@@ -216,29 +229,94 @@ async fn fill(shared: Arc<Shared>, obj: Arc<Object>, mut body: TimeoutBody<Incom
             Some(Err(e)) => {
                 obj.body.fail();
                 shared.cache.remove(&obj);
-                let kind = if e.downcast_ref::<BetweenBytesTimeout>().is_some() {
-                    FetchKind::BetweenBytesTimeout
-                } else {
-                    FetchKind::ConnectionReset
-                };
-                let failure = FetchFailure {
-                    kind,
-                    backend: f.backend.to_string(),
-                    attempt: 1,
-                    elapsed: start.elapsed(),
-                    detail: format!("after {data_len} body bytes: {e}"),
-                };
-                tracing::warn!(
-                    req = &*f.req,
-                    backend = %f.backend,
-                    kind = kind.as_str(),
-                    "body fetch failed: {e}"
-                );
-                shared.metrics.fetch_failure(&f.backend, kind.as_str());
-                shared.record_failure(&f.req, format!("{} {}", f.method, f.uri), &failure);
+                body_failed(&shared, &f, start.elapsed(), data_len, &*e);
                 return;
             }
         }
+    }
+}
+
+/// A backend body failed after its response started: count the cut
+/// response and record the failure (with its request) for `/fetch-errors`.
+fn body_failed(
+    shared: &Shared,
+    f: &FillCx,
+    elapsed: Duration,
+    data_len: u64,
+    e: &(dyn std::error::Error + 'static),
+) {
+    let kind = body_failure_kind(e);
+    let failure = FetchFailure {
+        kind,
+        backend: f.backend.to_string(),
+        attempt: 1,
+        elapsed,
+        detail: format!("response cut after {data_len} body bytes: {e}"),
+    };
+    tracing::warn!(
+        req = &*f.req,
+        backend = %f.backend,
+        kind = kind.as_str(),
+        "body fetch failed after {data_len} bytes, the response is cut: {e}"
+    );
+    shared.metrics.responses_truncated.inc();
+    shared.metrics.fetch_failure(&f.backend, kind.as_str());
+    shared.record_failure(&f.req, format!("{} {}", f.method, f.uri), &failure);
+}
+
+/// The kind of a failed backend body: a between-bytes timeout, else a reset.
+pub fn body_failure_kind(e: &(dyn std::error::Error + 'static)) -> FetchKind {
+    if e.downcast_ref::<BetweenBytesTimeout>().is_some() {
+        FetchKind::BetweenBytesTimeout
+    } else {
+        FetchKind::ConnectionReset
+    }
+}
+
+/// A passed (not stored) backend body on its way to the client: a failure
+/// mid-body is counted and recorded like a stored one's.
+struct Watched {
+    inner: TimeoutBody<Incoming>,
+    shared: Arc<Shared>,
+    f: FillCx,
+    start: Instant,
+    bytes: u64,
+}
+
+impl http_body::Body for Watched {
+    type Data = Bytes;
+    type Error = crate::body::BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        let r = std::pin::Pin::new(&mut this.inner).poll_frame(cx);
+        match &r {
+            std::task::Poll::Ready(Some(Ok(frame))) => {
+                this.bytes += frame.data_ref().map_or(0, |d| d.len() as u64);
+            }
+            std::task::Poll::Ready(Some(Err(e))) => {
+                body_failed(
+                    &this.shared,
+                    &this.f,
+                    this.start.elapsed(),
+                    this.bytes,
+                    &**e,
+                );
+            }
+            _ => {}
+        }
+        r
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 

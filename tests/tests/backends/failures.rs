@@ -96,6 +96,44 @@ async fn between_bytes_timeout_cuts_the_body_and_nothing_is_kept(t: Transport) {
 
 const CLIENT_WAIT: Duration = Duration::from_secs(10);
 
+async fn a_passed_body_cut_midway_is_recorded_with_its_request(t: Transport) {
+    let name = t.name("passcut");
+    let origin = t
+        .origin(|_| Reply {
+            chunks: vec!["first chunk;".into(), "never sent in time".into()],
+            chunk_delay: Duration::from_secs(3600),
+            ..Reply::ok("").header("cache-control", "no-store")
+        })
+        .await;
+    let l = start(&[backend(
+        &name,
+        &origin.url(),
+        "between_bytes_timeout = \"200ms\"",
+    )])
+    .await;
+    let r = l
+        .try_request("POST", "/upload?x=1", &[], "data", CLIENT_WAIT)
+        .await
+        .unwrap();
+    assert_eq!(r.got.status, 200, "the head was already sent");
+    assert!(
+        r.body_error.is_some(),
+        "the body is cut: {:?}",
+        r.got.text()
+    );
+    lacquer_tests::wait_until(CLIENT_WAIT, "the cut response counted", || async {
+        l.metric("lacquer_responses_truncated_total").await == 1.0
+    })
+    .await;
+    assert_eq!(l.fetch_failures(&name, "between-bytes-timeout").await, 1.0);
+    let recent: serde_json::Value =
+        serde_json::from_str(&l.admin("GET", "/fetch-errors", "").await.text()).unwrap();
+    let last = &recent[0];
+    assert_eq!(last["kind"], "between-bytes-timeout", "{recent}");
+    assert_eq!(last["request"], "POST /upload?x=1", "{recent}");
+    assert_eq!(last["backend"], name.as_str());
+}
+
 async fn a_close_before_the_response_is_connection_reset(t: Transport) {
     let name = t.name("resets");
     let origin = t.origin(|_| Reply::reset()).await;
@@ -144,6 +182,7 @@ both_transports!(
     connect_refused_is_not_a_timeout,
     first_byte_timeout_fails_while_the_origin_still_holds_the_answer,
     between_bytes_timeout_cuts_the_body_and_nothing_is_kept,
+    a_passed_body_cut_midway_is_recorded_with_its_request,
     a_close_before_the_response_is_connection_reset,
     garbage_from_the_origin_is_a_protocol_error,
     origin_5xx_is_passed_through_and_counted,
