@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use http::{Method, Version};
 use prometheus_client::metrics::counter::Counter;
 use serde_json::json;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::config::LogFormat;
 use crate::kinds::State;
@@ -54,6 +54,9 @@ pub struct Record {
     pub state: State,
     /// The backend that answered or failed, if one was asked.
     pub backend: Option<String>,
+    /// The status the backend answered (a 5xx here with a 200 sent is a
+    /// stored copy served on error).
+    pub backend_status: Option<u16>,
     /// The fetch failure's kind, if the fetch failed.
     pub fetch_error: Option<&'static str>,
     /// A fail-closed plugin fault, as `plugin/hook/kind`.
@@ -120,11 +123,12 @@ fn clf_time(t: SystemTime) -> String {
 
 impl Record {
     /// NCSA combined, then `key=value` fields: request id, cache state,
-    /// duration, backend, fetch error, plugin fault (`-` when none).
+    /// duration, backend, fetch error, plugin fault, backend status (`-`
+    /// when none).
     pub fn combined(&self) -> String {
         let dash = |v: &Option<String>| v.as_deref().map_or("-".into(), quoted);
         format!(
-            "{} - - {} {} {} {} {} {} id={} state={} duration_ms={:.3} backend={} fetch_error={} fault={}",
+            "{} - - {} {} {} {} {} {} id={} state={} duration_ms={:.3} backend={} fetch_error={} fault={} backend_status={}",
             self.client,
             clf_time(self.time),
             quoted(&format!(
@@ -143,6 +147,8 @@ impl Record {
             self.backend.as_deref().unwrap_or("-"),
             self.fetch_error.unwrap_or("-"),
             self.fault.as_deref().unwrap_or("-"),
+            self.backend_status
+                .map_or_else(|| "-".to_owned(), |s| s.to_string()),
         )
     }
 
@@ -161,6 +167,7 @@ impl Record {
             "duration_ms": (self.duration.as_secs_f64() * 1e6).round() / 1e3,
             "state": self.state.as_str(),
             "backend": self.backend,
+            "backend_status": self.backend_status,
             "fetch_error": self.fetch_error,
             "fault": self.fault,
             "referer": self.referer,
@@ -198,6 +205,8 @@ impl Target {
 pub struct AccessLog {
     tx: Option<mpsc::Sender<Record>>,
     follow: broadcast::Sender<Arc<Record>>,
+    /// Becomes true when followers should end their streams (shutdown).
+    closing: watch::Sender<bool>,
     dropped: Counter,
     reopen: Arc<AtomicBool>,
 }
@@ -226,6 +235,7 @@ impl AccessLog {
         Ok(AccessLog {
             tx,
             follow: broadcast::channel(FOLLOW_QUEUE).0,
+            closing: watch::channel(false).0,
             dropped,
             reopen,
         })
@@ -251,6 +261,17 @@ impl AccessLog {
     /// Follow records live (a slow follower misses some, never slows requests).
     pub fn follow(&self) -> broadcast::Receiver<Arc<Record>> {
         self.follow.subscribe()
+    }
+
+    /// Ask every live follower to end its stream, now and from now on, so
+    /// an open `GET /log` does not hold a shutdown for its drain timeout.
+    pub fn close_followers(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Changes to true once [`AccessLog::close_followers`] was called.
+    pub fn closing(&self) -> watch::Receiver<bool> {
+        self.closing.subscribe()
     }
 
     /// Reopen the file before the next write (after logrotate moved it).
@@ -304,10 +325,11 @@ fn write_loop(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn record() -> Record {
+    /// A failed request's record, for tests here and of followers.
+    pub(crate) fn record() -> Record {
         Record {
             time: UNIX_EPOCH + Duration::from_secs(971_186_136),
             id: "ab-1".into(),
@@ -321,6 +343,7 @@ mod tests {
             duration: Duration::from_micros(1500),
             state: State::Miss,
             backend: Some("app".into()),
+            backend_status: None,
             fetch_error: Some("connect-refused"),
             fault: None,
             referer: None,
@@ -332,7 +355,7 @@ mod tests {
     fn combined_format_quotes_and_appends_lacquer_fields() {
         assert_eq!(
             record().combined(),
-            "192.0.2.1 - - [10/Oct/2000:13:55:36 +0000] \"GET /a \\\"b\\\" HTTP/1.1\" 503 12 - \"curl/8\" id=ab-1 state=miss duration_ms=1.500 backend=app fetch_error=connect-refused fault=-"
+            "192.0.2.1 - - [10/Oct/2000:13:55:36 +0000] \"GET /a \\\"b\\\" HTTP/1.1\" 503 12 - \"curl/8\" id=ab-1 state=miss duration_ms=1.500 backend=app fetch_error=connect-refused fault=- backend_status=-"
         );
         assert!(record().is_error());
     }
@@ -353,6 +376,7 @@ mod tests {
         let log = AccessLog {
             tx: Some(tx),
             follow: broadcast::channel(1).0,
+            closing: watch::channel(false).0,
             dropped: dropped.clone(),
             reopen: Arc::default(),
         };

@@ -1,6 +1,7 @@
 //! `[cache] stale_if_error` (default 1 h): a stored copy past its freshness,
 //! with no `stale-if-error` of its own, is served when the backend cannot be
-//! reached (RFC 9111 §4.2.4) — with the default bundle and with no plugins.
+//! reached (RFC 9111 §4.2.4) — with the default bundle and with no plugins —
+//! or answers a server error (RFC 5861 §4, `[cache] stale_on_status`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -83,4 +84,80 @@ async fn without_plugins_a_stale_copy_is_served_when_the_backend_fails() {
         l.metric("lacquer_requests_total{state=\"stale\"}").await,
         1.0
     );
+}
+
+/// Store `/p` (fresh 1 s), then have the origin answer `status` (top: config
+/// before the backend); poll until a request found the copy stale and got
+/// the origin's error answer; that request's response.
+async fn answer_once_errored(top: &str, status: u16) -> (Lacquer, lacquer_tests::Got) {
+    let up = Arc::new(AtomicBool::new(true));
+    let flag = up.clone();
+    let origin = Origin::start(move |_| {
+        if flag.load(Ordering::SeqCst) {
+            Reply::ok("stored copy").header("cache-control", "max-age=1")
+        } else {
+            Reply::status(status, "origin error page")
+        }
+    })
+    .await;
+    let l = Lacquer::start(&format!(
+        "{top}[admin]\nlisten = \"127.0.0.1:0\"\n[log]\naccess = \"access.log\"\nformat = \"json\"\n\
+[[backends]]\nname = \"app\"\nurl = \"{}\"\n",
+        origin.url()
+    ))
+    .await
+    .expect("lacquer starts");
+    assert_eq!(l.get("/p").await.text(), "stored copy");
+    up.store(false, Ordering::SeqCst);
+    let series = format!("lacquer_backend_requests_total{{backend=\"app\",status=\"{status}\"}}");
+    let last = std::cell::RefCell::new(None);
+    wait_until(Duration::from_secs(10), "the copy goes stale", || async {
+        let r = l.get("/p").await;
+        *last.borrow_mut() = Some(r);
+        l.metric(&series).await >= 1.0
+    })
+    .await;
+    (l, last.into_inner().unwrap())
+}
+
+#[tokio::test]
+async fn a_backend_server_error_is_answered_with_the_stored_copy() {
+    for (top, status) in [("", 503), ("plugins = []\n", 500)] {
+        let (l, r) = answer_once_errored(top, status).await;
+        assert_eq!(
+            (r.status, r.text().as_str(), r.header("x-cache")),
+            (
+                200,
+                "stored copy",
+                if top.is_empty() { "STALE" } else { "STALE" }
+            ),
+            "{top}{status}: {:?}",
+            r.headers
+        );
+        // The backend's own answer stays visible: in metrics and the access log.
+        let path = l.dir.join("access.log");
+        wait_until(Duration::from_secs(10), "the access record", || async {
+            std::fs::read_to_string(&path)
+                .unwrap_or_default()
+                .contains(&format!("\"backend_status\":{status}"))
+        })
+        .await;
+        let log = std::fs::read_to_string(&path).unwrap();
+        let rec: serde_json::Value = serde_json::from_str(
+            log.lines()
+                .find(|x| x.contains(&format!("\"backend_status\":{status}")))
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            (rec["status"].as_u64(), rec["state"].as_str()),
+            (Some(200), Some("stale"))
+        );
+    }
+}
+
+#[tokio::test]
+async fn stale_on_status_empty_passes_the_error_through() {
+    let (_l, r) = answer_once_errored("[cache]\nstale_on_status = []\n", 503).await;
+    assert_eq!((r.status, r.text().as_str()), (503, "origin error page"));
 }

@@ -392,6 +392,12 @@ fn check_cache(c: &Checker<'_>, s: &CacheSection) -> Result<(), ConfigError> {
     if s.max_bans == 0 {
         return Err(c.bad("cache.max_bans", "must be at least 1"));
     }
+    if let Some(bad) = s.stale_on_status.iter().find(|v| !(500..=599).contains(*v)) {
+        return Err(c.bad(
+            "cache.stale_on_status",
+            format!("{bad} is not a server error status (500..=599)"),
+        ));
+    }
     if s.max_object() > s.memory.0 {
         return Err(c.bad("cache.max_object_size", "must not exceed cache.memory"));
     }

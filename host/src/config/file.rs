@@ -239,6 +239,11 @@ pub struct CacheSection {
     /// Most bans active at once (admin and plugins together); more are
     /// refused until old ones retire. Default 10,000.
     pub max_bans: usize,
+    /// Backend statuses that count as an error for `stale-if-error` (RFC
+    /// 5861 §4): answered so while a stored copy is usable on error, the
+    /// client gets that copy instead. Default [500, 502, 503, 504]; [] turns
+    /// it off.
+    pub stale_on_status: Vec<u16>,
 }
 
 impl Default for CacheSection {
@@ -253,6 +258,7 @@ impl Default for CacheSection {
             heuristic_max: DEFAULT_HEURISTIC_MAX,
             max_variants: DEFAULT_MAX_VARIANTS,
             max_bans: DEFAULT_MAX_BANS,
+            stale_on_status: vec![500, 502, 503, 504],
         }
     }
 }

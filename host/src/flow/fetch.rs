@@ -91,6 +91,27 @@ impl Cx {
             } else {
                 be.health.success();
             }
+            // RFC 5861 §4: a server error while a stored copy may be served
+            // on error gets that copy (waiters fetch for themselves).
+            if lookup
+                && self
+                    .generation
+                    .config
+                    .cache
+                    .stale_on_status
+                    .contains(&status.as_u16())
+                && let Some(o) = stale.as_ref().filter(|o| o.usable_on_error(&self.cc))
+            {
+                tracing::info!(
+                    req = &*self.rs.id,
+                    backend = %be.name,
+                    status = status.as_u16(),
+                    "backend answered {status}: serving the stored copy (stale-if-error)"
+                );
+                let o = o.clone();
+                mode.resolve(Outcome::Uncacheable);
+                return self.deliver_object(&o, State::Stale, None).await;
+            }
             let (parts, incoming) = fetched.response.into_parts();
             let mut headers = parts.headers;
             // RFC 9112 §6.3: with Transfer-Encoding, Content-Length is
@@ -262,7 +283,7 @@ impl Cx {
                 ),
             }),
             Ok(f) => {
-                self.backend_used = Some(be.name.to_string());
+                self.backend_used = Some((be.name.to_string(), f.response.status().as_u16()));
                 Ok((be, f))
             }
             Err((kind, detail)) => Err(FetchFailure {

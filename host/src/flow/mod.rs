@@ -130,8 +130,8 @@ pub struct Cx {
     pub cc: cs::CacheControl,
     /// The peer and what trusted proxies said about the client.
     pub forwarded: Arc<Forwarding>,
-    /// The backend that answered last (for the access log).
-    pub backend_used: Option<String>,
+    /// The backend that answered last, and its status (for the access log).
+    pub backend_used: Option<(String, u16)>,
     /// A fail-closed plugin fault, as `plugin/hook/kind` (for the access log).
     pub fault: Option<String>,
 }
@@ -183,6 +183,7 @@ pub async fn handle(
         duration: std::time::Duration::ZERO,
         state: State::Synth,
         backend: None,
+        backend_status: None,
         fetch_error: None,
         fault: None,
         referer: text(&headers, header::REFERER),
@@ -265,11 +266,13 @@ fn finish(
     r.state = answer.state;
     if let Some(cx) = cx {
         r.host = cx.rs.host.clone();
+        let used = cx.backend_used.take();
+        r.backend_status = used.as_ref().map(|u| u.1);
         r.backend = cx
             .failure
             .as_ref()
             .map(|f| f.backend.clone())
-            .or(cx.backend_used.take());
+            .or(used.map(|u| u.0));
         r.fetch_error = cx.failure.as_ref().map(|f| f.kind.as_str());
         r.fault = cx.fault.take();
     }
