@@ -22,6 +22,23 @@ async fn a_stray_override_does_not_change_a_tests_outcome() {
         seen.debug_headers,
         "the override is read from the environment"
     );
+    // A mistaken override is blamed on the variable, not on the file.
+    #[allow(unsafe_code)]
+    unsafe {
+        std::env::set_var("LACQUER_SERVER__LISN", "1")
+    };
+    let e = lacquer::Config::from_toml(&toml, "env-test", None)
+        .unwrap_err()
+        .to_string();
+    #[allow(unsafe_code)]
+    unsafe {
+        std::env::remove_var("LACQUER_SERVER__LISN")
+    };
+    assert!(
+        e.starts_with("environment (LACQUER_SERVER__DEBUG_HEADERS, LACQUER_SERVER__LISN): ")
+            && e.contains("lisn"),
+        "{e}"
+    );
 
     // Through the harness it is gone: the default (no debug headers) holds.
     let l = Lacquer::with_origin(&dead.url(), "").await;

@@ -117,3 +117,42 @@ fn probes_and_timeouts_are_typed() {
     let p = b.probe.as_ref().unwrap();
     assert_eq!((p.path.as_str(), p.threshold, p.initial), ("/h", 2, 1));
 }
+
+#[test]
+fn parse_errors_name_the_line_the_key_path_and_the_expected_form() {
+    let b = "[[backends]]\nname=\"a\"\nurl=\"http://x:1\"\n";
+    let e = err(&format!("{b}first_byte_timeout = 5\n"));
+    assert!(
+        e.starts_with("t.toml:4: backends[0].first_byte_timeout: ")
+            && e.contains("integer")
+            && e.contains("like \"250ms\""),
+        "{e}"
+    );
+    let e = err(&format!("[cache]\nmemory = \"lots\"\n{b}"));
+    assert!(
+        e.starts_with("t.toml:2: cache.memory: ") && e.contains("like \"256MiB\""),
+        "{e}"
+    );
+    let e = err(&format!("{b}[server]\nlisn = 1\n"));
+    assert!(e.starts_with("t.toml:5: ") && e.contains("lisn"), "{e}");
+}
+
+#[test]
+fn a_flag_is_blamed_for_what_it_set() {
+    let e = ConfigSource {
+        backend: Some("https://example.com".into()),
+        ..ConfigSource::default()
+    }
+    .load()
+    .unwrap_err()
+    .to_string();
+    assert!(e.starts_with("--backend: url: "), "{e}");
+    let e = ConfigSource {
+        listen: Some("nowhere".into()),
+        ..ConfigSource::default()
+    }
+    .load()
+    .unwrap_err()
+    .to_string();
+    assert!(e.starts_with("--listen: server.listen: "), "{e}");
+}
