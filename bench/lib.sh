@@ -99,9 +99,14 @@ EOF
 }
 
 # spawn NAME LOGFILE CMD...: start CMD in the background, remember its pid.
+# With PIN=1 every server (and the origin) runs on CPU 0 and wrk on CPU 1
+# (taskset), so the load generator never competes with what it measures.
 spawn() {
     local name=$1 logf=$2
     shift 2
+    if [[ -n ${PIN:-} ]]; then
+        set -- taskset -c 0 "$@"
+    fi
     "$@" >"$logf" 2>&1 &
     PIDOF[$name]=$!
     STARTED+=("$!")
@@ -283,7 +288,9 @@ check_hit() {
 # wrk_run URL THREADS CONNS SECONDS: run wrk (bounded in time), print its RESULT fields.
 wrk_run() {
     local url=$1 t=$2 c=$3 d=$4 out
-    out=$(timeout $((d + 30)) wrk -t"$t" -c"$c" -d"${d}s" --timeout 5s -s "$BENCH_DIR/report.lua" "$url" 2>&1) ||
+    local pin=()
+    [[ -n ${PIN:-} ]] && pin=(taskset -c 1)
+    out=$(timeout $((d + 30)) "${pin[@]}" wrk -t"$t" -c"$c" -d"${d}s" --timeout 5s -s "$BENCH_DIR/report.lua" "$url" 2>&1) ||
         die "wrk failed on $url: $out"
     grep '^RESULT ' <<<"$out" | sed 's/^RESULT //' || die "wrk printed no result for $url: $out"
 }

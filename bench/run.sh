@@ -11,7 +11,9 @@
 # SYSTEMS (varnish nginx lacquer lacquer-none), LACQUER (binary, default
 # target/release/lacquer, built if missing), NGINX_WORKERS (auto),
 # RAW=FILE also writes the per-run results there (tab-separated), KEEP_WORK=1
-# keeps the temporary directory (configs, logs, raw results).
+# keeps the temporary directory (configs, logs, raw results), PIN=1 runs
+# every server on CPU 0 and wrk on CPU 1 (taskset; with THREADS=1 and
+# NGINX_WORKERS=1 for a like-for-like single core).
 #
 # Then run bench/plugin-cost.sh for the per-request cost of the plugin chain.
 
