@@ -106,10 +106,29 @@ fn plugin_new_scaffolds_a_crate() {
         lib.contains("export!(MyPlugin, hooks = [deliver])"),
         "{lib}"
     );
+    let cargo = std::fs::read_to_string(dir.join("my-plugin/Cargo.toml")).unwrap();
+    assert!(cargo.contains("cdylib"), "{cargo}");
+    // Outside the source tree: the published SDK of this version, and no
+    // path of the machine that built the binary (it builds anywhere).
     assert!(
-        std::fs::read_to_string(dir.join("my-plugin/Cargo.toml"))
-            .unwrap()
-            .contains("cdylib")
+        cargo.contains(&format!(
+            "lacquer-plugin-sdk = \"{}\"\n",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{cargo}"
+    );
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .display()
+        .to_string();
+    assert!(
+        !cargo.contains(&source) && !cargo.contains("path ="),
+        "{cargo}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("my-plugin/.gitignore")).unwrap(),
+        "target/\n"
     );
     let again = Command::new(env!("CARGO_BIN_EXE_lacquer"))
         .args(["plugin", "new", "my-plugin"])
@@ -117,6 +136,48 @@ fn plugin_new_scaffolds_a_crate() {
         .output()
         .unwrap();
     assert!(!again.status.success(), "refuses to overwrite");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Inside the source tree the crate uses the tree's SDK by a relative path,
+/// and its generated unit tests pass with a plain `cargo test`.
+#[test]
+fn a_scaffolded_crate_in_the_tree_passes_its_own_tests_natively() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let dir = root
+        .join("target")
+        .join(format!("scaffold-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_lacquer"))
+        .args(["plugin", "new", "tree-plugin"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let crate_dir = dir.join("tree-plugin");
+    let cargo = std::fs::read_to_string(crate_dir.join("Cargo.toml")).unwrap();
+    assert!(
+        cargo.contains("lacquer-plugin-sdk = { path = \"../../../plugin-sdk\" }"),
+        "{cargo}"
+    );
+    let test = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["test", "--offline"])
+        .current_dir(&crate_dir)
+        .env("CARGO_TARGET_DIR", root.join("target/plugins-native"))
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&test.stdout).to_string() + &String::from_utf8_lossy(&test.stderr);
+    assert!(test.status.success(), "{text}");
+    assert!(text.contains("test result: ok. 3 passed"), "{text}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
