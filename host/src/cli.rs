@@ -1,19 +1,57 @@
-//! The command line: `lacquer serve`, `lacquer check`, `lacquer top`, `lacquer plugin new`.
+//! The command line: `lacquer serve`, `check`, `top`, `log`, `plugin new`,
+//! and its own shell completions and man page.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::plugin::chain::hook_names;
 use crate::server::{ConfigSource, Server, Shared};
 
 /// Lacquer: a caching HTTP reverse proxy whose request logic is WebAssembly plugins.
 #[derive(Debug, Parser)]
-#[command(version, about)]
-struct Cli {
+#[command(name = "lacquer", version, about)]
+pub struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// Parse a command line (`args[0]` is the program name) as `lacquer`
+/// would, without running it: for checking command lines written elsewhere
+/// (a service unit, a container's command).
+pub fn parse_args<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    Cli::try_parse_from(args)
+}
+
+impl Cli {
+    /// The config file a `serve` or `check` command line names (`None`
+    /// for other commands, and for `serve` on the embedded default).
+    pub fn config(&self) -> Option<&std::path::Path> {
+        match &self.command {
+            Command::Serve { config, .. } => config.as_deref(),
+            Command::Check { config } => Some(config),
+            _ => None,
+        }
+    }
+
+    /// The subcommand's name, as typed (`serve`, `check`, ...).
+    pub fn subcommand(&self) -> &'static str {
+        match &self.command {
+            Command::Serve { .. } => "serve",
+            Command::Check { .. } => "check",
+            Command::Top(_) => "top",
+            Command::Log(_) => "log",
+            Command::Completions { .. } => "completions",
+            Command::Man => "man",
+            Command::Plugin { .. } => "plugin",
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -38,6 +76,15 @@ enum Command {
     },
     /// A live view of a running host, read from its admin API.
     Top(crate::top::Options),
+    /// Follow a running host's access log, live, from its admin API (GET /log).
+    Log(crate::follow::Options),
+    /// Print a shell completion script to stdout.
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout.
+    Man,
     /// Plugin authoring helpers.
     Plugin {
         #[command(subcommand)]
@@ -89,6 +136,14 @@ pub fn main() -> ExitCode {
         }),
         Command::Check { config } => check(config),
         Command::Top(opts) => crate::top::main(opts),
+        Command::Log(opts) => crate::follow::main(opts),
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            let name = cmd.get_name().to_owned();
+            clap_complete::generate(shell, &mut cmd, name, &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Command::Man => man(),
         Command::Plugin {
             command: PluginCommand::New { name, sdk_path },
         } => match crate::plugin::scaffold::new_plugin(&name, sdk_path.as_deref()) {
@@ -105,6 +160,18 @@ pub fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+/// lacquer(1): synopsis, options, and the subcommands with what each does
+/// (each one's flags are in `lacquer <command> --help`).
+fn man() -> ExitCode {
+    match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout().lock()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -140,6 +207,10 @@ fn serve(source: ConfigSource) -> ExitCode {
         }
         wait_for_stop().await;
         tracing::info!("shutting down");
+        // An open `lacquer log` would otherwise hold the drain until its timeout.
+        if let Some(a) = shared.access.get() {
+            a.close_followers();
+        }
         drop(shared);
         server.shutdown().await;
         ExitCode::SUCCESS
@@ -189,6 +260,118 @@ fn check(path: PathBuf) -> ExitCode {
         Err(e) => {
             eprintln!("error: {}: {e}", path.display());
             ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file of `packaging/`, as shipped.
+    fn packaging(name: &str) -> String {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../packaging")
+            .join(name);
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    /// The value of the one `key=` line of a unit file.
+    fn unit_value<'a>(unit: &'a str, key: &str) -> &'a str {
+        let mut found = unit
+            .lines()
+            .filter_map(|l| l.strip_prefix(key)?.strip_prefix('='));
+        let v = found
+            .next()
+            .unwrap_or_else(|| panic!("no {key}= in the unit"));
+        assert!(found.next().is_none(), "{key}= twice in the unit");
+        v
+    }
+
+    #[test]
+    fn the_unit_serves_the_packaged_config_and_reloads_on_sighup() {
+        let unit = packaging("lacquer.service");
+        let start = unit_value(&unit, "ExecStart");
+        let argv: Vec<&str> = start.split_whitespace().collect();
+        assert_eq!(argv[0], "/usr/bin/lacquer", "{start}");
+        let cli = parse_args(argv).unwrap_or_else(|e| panic!("{start}: {e}"));
+        assert_eq!(cli.subcommand(), "serve");
+        assert_eq!(
+            cli.config(),
+            Some(std::path::Path::new("/etc/lacquer/lacquer.toml"))
+        );
+        assert_eq!(unit_value(&unit, "ExecReload"), "/bin/kill -HUP $MAINPID");
+        assert_eq!(unit_value(&unit, "Type"), "simple");
+        assert_eq!(unit_value(&unit, "ProtectSystem"), "strict");
+        // The capability stays commented out unless a low port is configured.
+        assert!(!unit.lines().any(|l| l.starts_with("AmbientCapabilities")));
+    }
+
+    #[test]
+    fn the_image_runs_the_packaged_config() {
+        let docker = packaging("Dockerfile");
+        let json = |key: &str| -> Vec<String> {
+            let line = docker
+                .lines()
+                .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
+                .unwrap_or_else(|| panic!("no {key} in the Dockerfile"));
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{key} {line}: {e}"))
+        };
+        let argv: Vec<String> = json("ENTRYPOINT").into_iter().chain(json("CMD")).collect();
+        let cli = parse_args(&argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+        assert_eq!(cli.subcommand(), "serve");
+        let config = cli.config().unwrap().to_str().unwrap().to_owned();
+        assert!(
+            docker.contains(&format!("COPY packaging/lacquer.toml {config}\n")),
+            "the image installs the packaged config where CMD reads it"
+        );
+    }
+
+    #[test]
+    fn the_packaged_config_loads() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/lacquer.toml");
+        let cfg = ConfigSource {
+            path: Some(path),
+            ..Default::default()
+        }
+        .load()
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(cfg.listen.ip().is_unspecified(), "{}", cfg.listen);
+        assert!(cfg.admin_listen.is_some_and(|a| a.ip().is_loopback()));
+    }
+
+    #[test]
+    fn every_subcommand_is_in_completions_and_the_man_page() {
+        let cmd = Cli::command();
+        let names: Vec<&str> = cmd.get_subcommands().map(|s| s.get_name()).collect();
+        assert!(
+            names.contains(&"log") && names.contains(&"man"),
+            "{names:?}"
+        );
+        for shell in [
+            clap_complete::Shell::Bash,
+            clap_complete::Shell::Zsh,
+            clap_complete::Shell::Fish,
+        ] {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "lacquer", &mut out);
+            let text = String::from_utf8(out).unwrap();
+            for n in &names {
+                assert!(text.contains(n), "{shell}: no {n}");
+            }
+        }
+        let mut out = Vec::new();
+        clap_mangen::Man::new(Cli::command())
+            .render(&mut out)
+            .unwrap();
+        let roff = String::from_utf8(out).unwrap();
+        assert!(
+            roff.starts_with(".ie") || roff.contains(".TH lacquer"),
+            "{roff}"
+        );
+        for n in &names {
+            assert!(roff.contains(n), "man page: no {n}");
         }
     }
 }

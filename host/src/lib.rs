@@ -23,6 +23,7 @@ pub mod cache;
 pub mod cli;
 pub mod config;
 mod flow;
+mod follow;
 pub mod http_util;
 pub mod kinds;
 mod listener;

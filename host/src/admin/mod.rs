@@ -1,9 +1,11 @@
 //! The admin listener: metrics, status, backends, purge, reload, recent
-//! fetch errors. Mutations need `Authorization: Bearer <token>` when a token
-//! is configured; on a listener bound to a non-loopback address they always
-//! need it (the rule follows the socket, not a reloaded config). HEAD is
-//! answered wherever GET is, with the same headers and no body.
+//! fetch errors, the live access log. Mutations and `GET /log` (it shows
+//! client addresses and full URLs) need `Authorization: Bearer <token>` when
+//! a token is configured; on a listener bound to a non-loopback address they
+//! always need it (the rule follows the socket, not a reloaded config). HEAD
+//! is answered wherever GET is, with the same headers and no body.
 
+mod log;
 mod page;
 mod query;
 
@@ -85,8 +87,8 @@ pub async fn handle(
 }
 
 /// A HEAD answer: the GET answer's status and headers, no body. Every
-/// admin reply carries its `Content-Length` (see [`reply`]), so the length a
-/// GET would send is still announced.
+/// admin reply but the `/log` stream carries its `Content-Length` (see
+/// [`reply`]), so the length a GET would send is still announced.
 fn without_body(resp: Response<ProxyBody>) -> Response<ProxyBody> {
     let (parts, _) = resp.into_parts();
     Response::from_parts(parts, empty())
@@ -106,10 +108,11 @@ async fn route(
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
     let mutation = !matches!(parts.method, Method::GET | Method::HEAD);
-    if mutation && !authorized(g.config.admin_token.as_deref(), local, &parts.headers) {
+    let guarded = mutation || path.trim_end_matches('/') == "/log";
+    if guarded && !authorized(g.config.admin_token.as_deref(), local, &parts.headers) {
         return error(
             StatusCode::UNAUTHORIZED,
-            "mutations need Authorization: Bearer <admin.token>",
+            "mutations and /log need Authorization: Bearer <admin.token>",
         );
     }
     let body = match http_body_util::Limited::new(body, MAX_BODY).collect().await {
@@ -132,6 +135,7 @@ async fn route(
                 shared.metrics.encode(),
             )
         }
+        (&Method::GET, ["log"]) => log::reply(&shared, &query),
         (&Method::GET, ["status"]) => json_reply(StatusCode::OK, status(&shared)),
         (&Method::GET, [""]) => page::reply(),
         (&Method::GET, ["backends"]) => json_reply(StatusCode::OK, backends(&shared)),
@@ -223,7 +227,7 @@ async fn route(
             _,
             [
                 "metrics" | "status" | "backends" | "fetch-errors" | "purge" | "ban" | "bans"
-                | "reload" | "",
+                | "reload" | "log" | "",
             ],
         ) => error(
             StatusCode::METHOD_NOT_ALLOWED,

@@ -1,11 +1,13 @@
 //! The admin API as `top` reads it: `GET /metrics`, `/status` and
-//! `/backends`, taken together as one [`Poll`].
+//! `/backends`, taken together as one [`Poll`]; and the response bodies
+//! `lacquer log` streams ([`Admin::open`]).
 
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Request, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -162,6 +164,30 @@ impl Admin {
 
     async fn get(&self, path: &str) -> Result<Bytes, TopError> {
         let url = format!("{}{path}", self.base);
+        let exchange = async {
+            let body = self.open(path).await?;
+            body.collect()
+                .await
+                .map(|b| b.to_bytes())
+                .map_err(|e| TopError::Unreachable {
+                    url: url.clone(),
+                    cause: causes(&e),
+                })
+        };
+        tokio::time::timeout(TIMEOUT, exchange)
+            .await
+            .map_err(|_| TopError::Timeout {
+                url: url.clone(),
+                after: TIMEOUT,
+            })?
+    }
+
+    /// `GET path` (with its query): the body of a 200 answer, unread, for
+    /// the caller to stream. The answer's head must come within the
+    /// request timeout; the body has no time limit. Any other status is an
+    /// error carrying the start of its body.
+    pub async fn open(&self, path: &str) -> Result<Incoming, TopError> {
+        let url = format!("{}{path}", self.base);
         let mut req = Request::get(&url);
         if let Some(t) = &self.token {
             req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
@@ -170,45 +196,36 @@ impl Admin {
             url: url.clone(),
             reason: e.to_string(),
         })?;
-        let exchange = async {
-            let resp = self
-                .client
-                .request(req)
-                .await
-                .map_err(|e| TopError::Unreachable {
-                    url: url.clone(),
-                    cause: causes(&e),
-                })?;
-            let status = resp.status();
-            let body = resp
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| TopError::Unreachable {
-                    url: url.clone(),
-                    cause: causes(&e),
-                })?
-                .to_bytes();
-            Ok::<_, TopError>((status, body))
+        let unreachable = |e: &(dyn std::error::Error + 'static)| TopError::Unreachable {
+            url: url.clone(),
+            cause: causes(e),
         };
-        let (status, body) = tokio::time::timeout(TIMEOUT, exchange)
+        let resp = tokio::time::timeout(TIMEOUT, self.client.request(req))
             .await
             .map_err(|_| TopError::Timeout {
                 url: url.clone(),
                 after: TIMEOUT,
-            })??;
-        if status != StatusCode::OK {
-            return Err(TopError::Status {
-                url,
-                status,
-                body: String::from_utf8_lossy(&body)
-                    .trim()
-                    .chars()
-                    .take(200)
-                    .collect(),
-            });
+            })?
+            .map_err(|e| unreachable(&e))?;
+        let status = resp.status();
+        if status == StatusCode::OK {
+            return Ok(resp.into_body());
         }
-        Ok(body)
+        let body = tokio::time::timeout(TIMEOUT, resp.into_body().collect())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        Err(TopError::Status {
+            url,
+            status,
+            body: String::from_utf8_lossy(&body)
+                .trim()
+                .chars()
+                .take(200)
+                .collect(),
+        })
     }
 }
 

@@ -3,7 +3,7 @@
 //! `--once` it prints one plain-text snapshot, its rates taken over one
 //! interval, and exits.
 
-mod api;
+pub(crate) mod api;
 mod prom;
 mod snapshot;
 mod text;
