@@ -207,10 +207,6 @@ fn serve(source: ConfigSource) -> ExitCode {
         }
         wait_for_stop().await;
         tracing::info!("shutting down");
-        // An open `lacquer log` would otherwise hold the drain until its timeout.
-        if let Some(a) = shared.access.get() {
-            a.close_followers();
-        }
         drop(shared);
         server.shutdown().await;
         ExitCode::SUCCESS

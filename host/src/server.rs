@@ -146,6 +146,10 @@ impl Server {
     /// Stop accepting, let in-flight requests finish (up to the drain timeout).
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
+        // An open `GET /log` would otherwise hold the drain until its timeout.
+        if let Some(a) = self.shared.access.get() {
+            a.close_followers();
+        }
         let drain = self.shared.generation.load().config.drain_timeout;
         for t in self.tasks.drain(..) {
             let _ = tokio::time::timeout(drain, t).await;

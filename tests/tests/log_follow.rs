@@ -2,9 +2,7 @@
 //! admin API, filtered on the host, with the access log itself off.
 
 use std::io::BufRead;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,7 +11,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use lacquer_tests::{Lacquer, Origin, ParkedPort, Reply};
+use lacquer_tests::{Lacquer, Origin, ParkedPort, Reply, lacquer_bin};
 use tokio::sync::mpsc;
 
 /// How long any one awaited line may take.
@@ -168,33 +166,6 @@ async fn with_a_token_the_log_needs_it() {
     assert!(why.contains("Authorization: Bearer"), "{why}");
     let (status, _, _s) = Stream::open(&l, "/log", Some("s3cret")).await;
     assert_eq!(status, 200);
-}
-
-/// The `lacquer` binary of this build (see tests/top.rs: the tests crate
-/// depends on the library only, so build the binary into this target dir).
-fn lacquer_bin() -> &'static PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let exe = std::env::current_exe().expect("test binary path");
-        let profile = exe
-            .parent()
-            .and_then(|deps| deps.parent())
-            .expect("test binary under <target>/<profile>/deps");
-        let target = profile.parent().expect("profile under a target directory");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut build = Command::new(cargo);
-        build
-            .args(["build", "--quiet", "-p", "lacquer", "--bin", "lacquer"])
-            .arg("--manifest-path")
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml"))
-            .env("CARGO_TARGET_DIR", target);
-        if profile.ends_with("release") {
-            build.arg("--release");
-        }
-        let status = build.status().expect("run cargo build");
-        assert!(status.success(), "cargo build -p lacquer: {status}");
-        profile.join(format!("lacquer{}", std::env::consts::EXE_SUFFIX))
-    })
 }
 
 /// Each line `r` gives, on a channel, from a thread of its own.

@@ -2,36 +2,9 @@
 //! passes `lacquer check` (plugins loaded and initialised), and the
 //! completions and man page name every subcommand.
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
-/// The `lacquer` binary of this build (see tests/top.rs: the tests crate
-/// depends on the library only, so build the binary into this target dir).
-fn lacquer_bin() -> &'static PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let exe = std::env::current_exe().expect("test binary path");
-        let profile = exe
-            .parent()
-            .and_then(|deps| deps.parent())
-            .expect("test binary under <target>/<profile>/deps");
-        let target = profile.parent().expect("profile under a target directory");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut build = Command::new(cargo);
-        build
-            .args(["build", "--quiet", "-p", "lacquer", "--bin", "lacquer"])
-            .arg("--manifest-path")
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml"))
-            .env("CARGO_TARGET_DIR", target);
-        if profile.ends_with("release") {
-            build.arg("--release");
-        }
-        let status = build.status().expect("run cargo build");
-        assert!(status.success(), "cargo build -p lacquer: {status}");
-        profile.join(format!("lacquer{}", std::env::consts::EXE_SUFFIX))
-    })
-}
+use lacquer_tests::lacquer_bin;
 
 /// Run `lacquer ARGS` with no `LACQUER_*` override from the shell.
 fn lacquer(args: &[&str]) -> (String, String, Output) {

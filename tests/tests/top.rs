@@ -3,40 +3,9 @@
 //! the kind of the fetch failure that followed; an admin API that is not
 //! there is an error naming its URL.
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
-use lacquer_tests::{Lacquer, Origin, ParkedPort, Reply};
-
-/// The `lacquer` binary of this build. The tests crate depends on the
-/// library only, so Cargo does not build the binary for it: build it here
-/// (a no-op when it is fresh), into the target directory this test runs from.
-fn lacquer_bin() -> &'static PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        // <target>/<profile>/deps/top-<hash>
-        let exe = std::env::current_exe().expect("test binary path");
-        let profile = exe
-            .parent()
-            .and_then(|deps| deps.parent())
-            .expect("test binary under <target>/<profile>/deps");
-        let target = profile.parent().expect("profile under a target directory");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut build = Command::new(cargo);
-        build
-            .args(["build", "--quiet", "-p", "lacquer", "--bin", "lacquer"])
-            .arg("--manifest-path")
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml"))
-            .env("CARGO_TARGET_DIR", target);
-        if profile.ends_with("release") {
-            build.arg("--release");
-        }
-        let status = build.status().expect("run cargo build");
-        assert!(status.success(), "cargo build -p lacquer: {status}");
-        profile.join(format!("lacquer{}", std::env::consts::EXE_SUFFIX))
-    })
-}
+use lacquer_tests::{Lacquer, Origin, ParkedPort, Reply, lacquer_bin};
 
 /// Run `lacquer top ARGS` off the async runtime (the host under test keeps
 /// answering meanwhile); stdout, stderr and success.
