@@ -250,6 +250,7 @@ fn backends(shared: &Shared) -> serde_json::Value {
                 "healthy": b.health.healthy(),
                 "forced": b.health.forced(),
                 "circuit_open": b.health.circuit_open(),
+                "last_failure": b.health.last_failure().map(|(what, at)| json!({"what": what, "at": at})),
                 "probe": b.cfg.probe.as_ref().map(|p| json!({"path": p.path, "interval_ms": p.interval.as_millis() as u64})),
                 "probes": b.health.history(),
             })

@@ -90,9 +90,15 @@ impl Backend {
                 ));
             }
             Err(Unavailable::CircuitOpen) => {
+                let last = self
+                    .health
+                    .last_failure()
+                    .map_or_else(|| "unknown".to_owned(), |(what, _)| what);
                 return Err((
                     FetchKind::CircuitOpen,
-                    "circuit open after consecutive failures".into(),
+                    format!(
+                        "not sent: the circuit is open after consecutive failures (last: {last}); one trial request follows the backoff"
+                    ),
                 ));
             }
         };

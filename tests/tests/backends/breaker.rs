@@ -270,6 +270,23 @@ async fn the_threshold_and_the_statuses_are_the_backends_own(t: Transport) {
     );
     let b = &l.backends().await["backends"][0];
     assert_eq!(b["circuit_open"], true);
+    assert_eq!(b["last_failure"]["what"], "status 500 to GET /broken/2");
+    // The refused request says why, in /fetch-errors too.
+    let recent: serde_json::Value =
+        serde_json::from_str(&l.admin("GET", "/fetch-errors", "").await.text()).unwrap();
+    let refused = recent
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "circuit-open")
+        .expect("the circuit-open failure is recorded");
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .contains("(last: status 500 to GET /broken/2)"),
+        "{refused}"
+    );
     // A backend with the breaker off is never ejected by its 503s.
     for i in 0..8 {
         assert_eq!(get(&l, &format!("/lax/{i}")).await.got.status, 503);
