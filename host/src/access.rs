@@ -11,7 +11,7 @@ use std::io::Write;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::{Method, Version};
@@ -181,6 +181,15 @@ impl Record {
     }
 }
 
+/// One live follower, counted while held.
+pub struct Following(pub(crate) Arc<AtomicUsize>);
+
+impl Drop for Following {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Where the access log goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
@@ -205,6 +214,9 @@ impl Target {
 pub struct AccessLog {
     tx: Option<mpsc::Sender<Record>>,
     follow: broadcast::Sender<Arc<Record>>,
+    /// Live followers, counted here: the broadcast channel's own count
+    /// takes its lock, and every request asks.
+    followers: Arc<AtomicUsize>,
     /// Becomes true when followers should end their streams (shutdown).
     closing: watch::Sender<bool>,
     dropped: Counter,
@@ -235,6 +247,7 @@ impl AccessLog {
         Ok(AccessLog {
             tx,
             follow: broadcast::channel(FOLLOW_QUEUE).0,
+            followers: Arc::default(),
             closing: watch::channel(false).0,
             dropped,
             reopen,
@@ -243,12 +256,12 @@ impl AccessLog {
 
     /// Whether anyone reads records (so a request need not build one).
     pub fn wanted(&self) -> bool {
-        self.tx.is_some() || self.follow.receiver_count() > 0
+        self.tx.is_some() || self.followers.load(Ordering::Relaxed) > 0
     }
 
     /// Hand a record over; never waits.
     pub fn send(&self, r: Record) {
-        if self.follow.receiver_count() > 0 {
+        if self.followers.load(Ordering::Relaxed) > 0 {
             let _ = self.follow.send(Arc::new(r.clone()));
         }
         if let Some(tx) = &self.tx
@@ -259,8 +272,11 @@ impl AccessLog {
     }
 
     /// Follow records live (a slow follower misses some, never slows requests).
-    pub fn follow(&self) -> broadcast::Receiver<Arc<Record>> {
-        self.follow.subscribe()
+    /// Keep the [`Following`] as long as the receiver: records are sent
+    /// only while one is held.
+    pub fn follow(&self) -> (broadcast::Receiver<Arc<Record>>, Following) {
+        self.followers.fetch_add(1, Ordering::Relaxed);
+        (self.follow.subscribe(), Following(self.followers.clone()))
     }
 
     /// Ask every live follower to end its stream, now and from now on, so
@@ -376,6 +392,7 @@ pub(crate) mod tests {
         let log = AccessLog {
             tx: Some(tx),
             follow: broadcast::channel(1).0,
+            followers: Arc::default(),
             closing: watch::channel(false).0,
             dropped: dropped.clone(),
             reopen: Arc::default(),

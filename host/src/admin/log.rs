@@ -90,6 +90,7 @@ fn status(s: &str) -> Option<(u16, u16)> {
 /// What the stream waits on between lines.
 struct Follower {
     rx: broadcast::Receiver<Arc<Record>>,
+    _counted: crate::access::Following,
     closing: watch::Receiver<bool>,
     filter: Filter,
     format: Format,
@@ -138,8 +139,10 @@ pub(super) fn reply(shared: &crate::state::Shared, q: &Query) -> Response<ProxyB
     let Some(log) = shared.access.get() else {
         return super::error(StatusCode::SERVICE_UNAVAILABLE, "no access log yet");
     };
+    let (rx, counted) = log.follow();
     let follower = Follower {
-        rx: log.follow(),
+        rx,
+        _counted: counted,
         closing: log.closing(),
         filter,
         format,
@@ -212,6 +215,7 @@ mod tests {
         let (close, closing) = watch::channel(false);
         let mut f = Follower {
             rx,
+            _counted: crate::access::Following(Arc::new(1.into())),
             closing,
             filter: filter("").unwrap(),
             format: Format::Json,
