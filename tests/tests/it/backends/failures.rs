@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use lacquer_tests::{Gate, Lacquer, Reply, TempDir, Transport, both_transports, log_lines};
 
-use crate::{assert_branded, assert_branded_503, assert_logged, backend, get, start};
+use super::{assert_branded, assert_branded_503, assert_logged, backend, get, start};
 
 async fn connect_refused_is_not_a_timeout(t: Transport) {
     let name = t.name("refused");

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use lacquer_tests::{Gate, Lacquer, Reply, Transport, both_transports, wait_until};
 
-use crate::{CLIENT_TIMEOUT, assert_branded_503, assert_logged, backend, get, start};
+use super::{CLIENT_TIMEOUT, assert_branded_503, assert_logged, backend, get, start};
 
 /// An origin holding `/slow` at `gate`, answering anything else at once.
 async fn slow_and_quick(t: Transport, gate: &Gate) -> lacquer_tests::AnyOrigin {

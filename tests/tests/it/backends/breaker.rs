@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use lacquer_tests::{Gate, Reply, Transport, both_transports, log_lines, wait_until};
 
-use crate::{assert_branded_503, assert_logged, backend, get, start, start_with};
+use super::{assert_branded_503, assert_logged, backend, get, start, start_with};
 
 const LIMIT: Duration = Duration::from_secs(15);
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use lacquer_tests::{Gate, Reply, Transport, both_transports, wait_until};
 
-use crate::{backend, get, start};
+use super::{backend, get, start};
 
 const LIMIT: Duration = Duration::from_secs(15);
 

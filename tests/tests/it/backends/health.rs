@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use lacquer_tests::{Lacquer, Transport, both_transports, log_lines, wait_until};
 
-use crate::{PROBE, assert_branded_503, assert_logged, backend, get, health_origin, start};
+use super::{PROBE, assert_branded_503, assert_logged, backend, get, health_origin, start};
 
 async fn probes_mark_sick_then_healthy_then_sick(t: Transport) {
     let name = t.name("probed");

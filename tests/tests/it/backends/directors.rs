@@ -3,7 +3,7 @@
 
 use lacquer_tests::{AnyOrigin, Reply, Transport, both_transports};
 
-use crate::{
+use super::{
     CLIENT_TIMEOUT, assert_branded_503, assert_logged, backend, director, get, start_with,
 };
 

@@ -1,0 +1,24 @@
+//! The integration tests, one binary: every module starts the real host
+//! (or the real `lacquer` binary) against real origins. One binary links
+//! wasmtime once instead of once per file, which keeps a clean build's disk
+//! use and link time down. Tests that need the process to themselves
+//! (`memory` reads its RSS, `environment` sets `LACQUER_*` variables) are
+//! binaries of their own beside this one.
+
+mod admin;
+mod backends;
+mod caching;
+mod examples;
+mod hardening_http;
+mod hardening_plugins;
+mod log_follow;
+mod operator;
+mod packaging;
+mod plugins;
+mod proxy;
+mod rate_limit;
+mod reload;
+mod stale;
+mod status_page;
+mod storage;
+mod top;
