@@ -108,8 +108,15 @@ pub enum FetchKind {
     ResponseTooLarge,
     /// The backend spoke invalid HTTP.
     ProtocolError,
-    /// The connection was reset or closed early.
+    /// The connection was reset or closed early (for HTTP/2 also a reset
+    /// stream or a GOAWAY).
     ConnectionReset,
+    /// The TLS handshake with an https backend failed (alert, no common
+    /// protocol or ALPN, the peer closed). Plugins see `connect-refused`.
+    TlsHandshake,
+    /// The https backend's certificate was refused (unknown CA, wrong name,
+    /// expired). Plugins see `connect-refused`.
+    TlsCertificate,
 }
 
 impl FetchKind {
@@ -127,6 +134,8 @@ impl FetchKind {
             FetchKind::ResponseTooLarge => "response-too-large",
             FetchKind::ProtocolError => "protocol-error",
             FetchKind::ConnectionReset => "connection-reset",
+            FetchKind::TlsHandshake => "tls-handshake",
+            FetchKind::TlsCertificate => "tls-certificate",
         }
     }
 
@@ -137,6 +146,8 @@ impl FetchKind {
             FetchKind::ConnectRefused
                 | FetchKind::ConnectTimeout
                 | FetchKind::ConnectionReset
+                | FetchKind::TlsHandshake
+                | FetchKind::TlsCertificate
                 | FetchKind::BackendUnhealthy
                 | FetchKind::CircuitOpen
                 | FetchKind::BackendBusy
@@ -153,6 +164,8 @@ impl FetchKind {
                 | FetchKind::BetweenBytesTimeout
                 | FetchKind::ConnectionReset
                 | FetchKind::ProtocolError
+                | FetchKind::TlsHandshake
+                | FetchKind::TlsCertificate
         )
     }
 }

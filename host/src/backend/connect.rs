@@ -1,6 +1,9 @@
-//! How a backend's client opens connections: TCP for `http://host:port`, a
-//! Unix domain socket for `unix:/path`. One connector type covers both, so a
-//! backend's pooled client, timeouts and probes are the same either way.
+//! How a backend's client opens connections: TCP for `http://host:port`,
+//! TCP then TLS for `https://host:port`, a Unix domain socket for
+//! `unix:/path`. One connector type covers all three, so a backend's pooled
+//! client, timeouts and probes are the same either way. The connector always
+//! dials the configured address: the request URI only keys the pool (and
+//! gives HTTP/2 its `:authority`).
 
 use std::future::Future;
 use std::io;
@@ -14,41 +17,87 @@ use http::Uri;
 use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::rt::TokioIo;
+use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
 #[cfg(unix)]
 use tokio::net::UnixStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
 use tower_service::Service;
+
+use super::tls::{BackendTls, classify_handshake};
+use crate::kinds::FetchKind;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// A connect that failed in a way the connector classifies itself (TLS).
+#[derive(Debug, thiserror::Error)]
+#[error("{detail}")]
+pub struct ConnectFailure {
+    /// The fetch kind it maps to.
+    pub kind: FetchKind,
+    /// The cause, naming the server.
+    pub detail: String,
+}
+
 /// Opens connections to one backend.
 #[derive(Clone)]
-pub enum BackendConnector {
-    /// TCP to the host and port of the request URI.
-    Tcp(HttpConnector),
-    /// A Unix domain socket; the request URI's authority plays no part.
+pub struct BackendConnector {
+    to: To,
+    tls: Option<Tls>,
+}
+
+#[derive(Clone)]
+enum To {
+    /// TCP to `addr` (`http://host:port`, the configured one).
+    Tcp { http: HttpConnector, addr: Uri },
+    /// A Unix domain socket.
     Unix {
-        /// The socket file.
         path: Arc<Path>,
-        /// Bound on the connect.
         connect_timeout: Duration,
     },
 }
 
+#[derive(Clone)]
+struct Tls {
+    connector: TlsConnector,
+    name: ServerName<'static>,
+    timeout: Duration,
+}
+
 impl BackendConnector {
-    /// TCP, with `connect_timeout` and `TCP_NODELAY`.
-    pub fn tcp(connect_timeout: Duration) -> Self {
+    /// TCP to `uri`'s host and port (80, or 443 for https, when absent),
+    /// with `connect_timeout` and `TCP_NODELAY`; TLS on top when `tls` is
+    /// given, its handshake bounded by `connect_timeout` too.
+    pub fn tcp(uri: &Uri, connect_timeout: Duration, tls: Option<&BackendTls>) -> Self {
         let mut c = HttpConnector::new();
         c.set_connect_timeout(Some(connect_timeout));
         c.set_nodelay(true);
-        Self::Tcp(c)
+        let host = uri.host().unwrap_or("localhost");
+        let port = uri
+            .port_u16()
+            .unwrap_or(if tls.is_some() { 443 } else { 80 });
+        let addr = format!("http://{host}:{port}")
+            .parse()
+            .unwrap_or_else(|_| uri.clone());
+        Self {
+            to: To::Tcp { http: c, addr },
+            tls: tls.map(|t| Tls {
+                connector: TlsConnector::from(t.config.clone()),
+                name: t.server_name.clone(),
+                timeout: connect_timeout,
+            }),
+        }
     }
 
     /// The Unix domain socket at `path`.
     pub fn unix(path: &Path, connect_timeout: Duration) -> Self {
-        Self::Unix {
-            path: path.into(),
-            connect_timeout,
+        Self {
+            to: To::Unix {
+                path: path.into(),
+                connect_timeout,
+            },
+            tls: None,
         }
     }
 }
@@ -59,19 +108,28 @@ impl Service<Uri> for BackendConnector {
     type Future = Pin<Box<dyn Future<Output = Result<BackendIo, BoxError>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        match self {
-            Self::Tcp(c) => c.poll_ready(cx).map_err(Into::into),
-            Self::Unix { .. } => Poll::Ready(Ok(())),
+        match &mut self.to {
+            To::Tcp { http, .. } => http.poll_ready(cx).map_err(Into::into),
+            To::Unix { .. } => Poll::Ready(Ok(())),
         }
     }
 
-    fn call(&mut self, dst: Uri) -> Self::Future {
-        match self {
-            Self::Tcp(c) => {
-                let connecting = c.call(dst);
-                Box::pin(async move { Ok(BackendIo::Tcp(connecting.await?)) })
+    fn call(&mut self, _dst: Uri) -> Self::Future {
+        match &mut self.to {
+            To::Tcp { http, addr } => {
+                let connecting = http.call(addr.clone());
+                let tls = self.tls.clone();
+                Box::pin(async move {
+                    let tcp = connecting.await?;
+                    match tls {
+                        None => Ok(BackendIo::Tcp(tcp)),
+                        Some(t) => Ok(BackendIo::Tls(TokioIo::new(
+                            handshake(&t, tcp.into_inner()).await?,
+                        ))),
+                    }
+                })
             }
-            Self::Unix {
+            To::Unix {
                 path,
                 connect_timeout,
             } => {
@@ -79,6 +137,26 @@ impl Service<Uri> for BackendConnector {
                 Box::pin(async move { Ok(connect_unix(&path, timeout).await?) })
             }
         }
+    }
+}
+
+/// The TLS handshake on a fresh TCP connection, bounded in time; a failure
+/// says whether the certificate was refused or the handshake itself failed.
+async fn handshake(t: &Tls, tcp: TcpStream) -> Result<TlsStream<TcpStream>, ConnectFailure> {
+    match tokio::time::timeout(t.timeout, t.connector.connect(t.name.clone(), tcp)).await {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(e)) => {
+            let (kind, detail) = classify_handshake(&e, &t.name);
+            Err(ConnectFailure { kind, detail })
+        }
+        Err(_) => Err(ConnectFailure {
+            kind: FetchKind::ConnectTimeout,
+            detail: format!(
+                "TLS handshake with {} timed out after {:?}",
+                t.name.to_str(),
+                t.timeout
+            ),
+        }),
     }
 }
 
@@ -115,6 +193,8 @@ async fn connect_unix(path: &Path, _timeout: Duration) -> io::Result<BackendIo> 
 pub enum BackendIo {
     /// TCP.
     Tcp(TokioIo<TcpStream>),
+    /// TLS over TCP.
+    Tls(TokioIo<TlsStream<TcpStream>>),
     /// A Unix domain socket.
     #[cfg(unix)]
     Unix(TokioIo<UnixStream>),
@@ -125,6 +205,7 @@ macro_rules! each_io {
     ($self:expr, $io:ident => $e:expr) => {
         match $self {
             BackendIo::Tcp($io) => $e,
+            BackendIo::Tls($io) => $e,
             #[cfg(unix)]
             BackendIo::Unix($io) => $e,
         }
@@ -173,6 +254,20 @@ impl Write for BackendIo {
 
 impl Connection for BackendIo {
     fn connected(&self) -> Connected {
-        each_io!(self, io => io.connected())
+        match self {
+            BackendIo::Tcp(io) => io.connected(),
+            // ALPN's choice decides the protocol the pooled client speaks.
+            BackendIo::Tls(io) => {
+                let (tcp, session) = io.inner().get_ref();
+                let c = tcp.connected();
+                if session.alpn_protocol() == Some(b"h2") {
+                    c.negotiated_h2()
+                } else {
+                    c
+                }
+            }
+            #[cfg(unix)]
+            BackendIo::Unix(io) => io.connected(),
+        }
     }
 }

@@ -195,6 +195,8 @@ mod tests {
                     host_header: None,
                     probe: None,
                     circuit: Default::default(),
+                    protocol: Default::default(),
+                    tls: None,
                 };
                 let b = Backend::new(&cfg, Arc::new(Health::default()));
                 ((*n).to_owned(), Target::Backend(Arc::new(b)))

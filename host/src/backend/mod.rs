@@ -1,10 +1,12 @@
-//! Backends: a pooled HTTP/1.1 client per backend (over TCP or a Unix domain
-//! socket) with connect, first-byte and between-bytes timeouts, a concurrency limit, health (probes and a
-//! circuit breaker) and classification of every failure into a kind.
+//! Backends: a pooled client per backend (HTTP/1.1, or HTTP/2 by ALPN or
+//! prior knowledge; over TCP, TLS or a Unix domain socket) with connect,
+//! first-byte and between-bytes timeouts, a concurrency limit, health
+//! (probes and a circuit breaker) and classification of every failure into a kind.
 
 mod connect;
 pub mod director;
 pub mod health;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
@@ -23,9 +25,12 @@ use self::connect::BackendConnector;
 pub use self::director::{Director, PickKey};
 use self::health::{Admission, Health, Unavailable};
 use crate::body::ProxyBody;
-use crate::config::{BackendConfig, Config};
+use crate::config::{BackendConfig, BackendProtocol, Config};
 pub use crate::kinds::{FetchFailure, FetchKind};
 use crate::metrics::Metrics;
+
+/// Streams one HTTP/2 connection opens before the backend's own limit is known.
+const H2_MAX_STREAMS: usize = 100;
 
 /// One backend.
 pub struct Backend {
@@ -35,6 +40,10 @@ pub struct Backend {
     pub cfg: BackendConfig,
     authority: Authority,
     host_header: Option<HeaderValue>,
+    scheme: http::uri::Scheme,
+    /// HTTP/2 may be spoken (h2c, or ALPN on https): the request URI then
+    /// carries the Host the backend is to see, as `:authority`.
+    may_h2: bool,
     client: Client<BackendConnector, ProxyBody>,
     /// Health, shared across reloads.
     pub health: Arc<Health>,
@@ -53,12 +62,24 @@ impl Backend {
     fn new(cfg: &BackendConfig, health: Arc<Health>) -> Self {
         let conn = match &cfg.socket {
             Some(path) => BackendConnector::unix(path, cfg.timeouts.connect),
-            None => BackendConnector::tcp(cfg.timeouts.connect),
+            None => BackendConnector::tcp(&cfg.uri, cfg.timeouts.connect, cfg.tls.as_ref()),
         };
+        let h2c = cfg.protocol == BackendProtocol::H2c;
+        let may_h2 = h2c || (cfg.tls.is_some() && cfg.protocol == BackendProtocol::Auto);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
+            .http2_only(h2c)
+            // Streams opened on one HTTP/2 connection before the backend's
+            // SETTINGS say how many it takes; then its limit holds.
+            .http2_initial_max_send_streams(H2_MAX_STREAMS)
             .build(conn);
         Self {
+            scheme: if cfg.tls.is_some() {
+                http::uri::Scheme::HTTPS
+            } else {
+                http::uri::Scheme::HTTP
+            },
+            may_h2,
             name: cfg.name.as_str().into(),
             authority: cfg
                 .uri
@@ -142,16 +163,13 @@ impl Backend {
                 }
             }
         };
-        let pq = req.uri().path_and_query().cloned();
-        let mut parts = http::uri::Parts::default();
-        parts.scheme = Some(http::uri::Scheme::HTTP);
-        parts.authority = Some(self.authority.clone());
-        parts.path_and_query = pq.or_else(|| Some(http::uri::PathAndQuery::from_static("/")));
-        *req.uri_mut() =
-            Uri::from_parts(parts).map_err(|e| (FetchKind::ProtocolError, e.to_string()))?;
         if let Some(h) = &self.host_header {
             req.headers_mut().insert(http::header::HOST, h.clone());
         }
+        let pq = req.uri().path_and_query().cloned();
+        *req.uri_mut() = self
+            .target(req.headers().get(http::header::HOST), pq)
+            .map_err(|e| (FetchKind::ProtocolError, e.to_string()))?;
         // Learn when the request has a connection, so that the first-byte
         // clock starts then and not at connect time.
         let mut captured = capture_connection(&mut req);
@@ -176,6 +194,26 @@ impl Backend {
             )),
             Ok(r) => Self::head(r, permit),
         }
+    }
+
+    /// The absolute URI a request goes out with. Its authority keys the
+    /// connection pool (the connector always dials the configured address);
+    /// on a backend that may speak HTTP/2 it is the Host the backend is to
+    /// see, since HTTP/2 carries that as `:authority` (RFC 9113 §8.3.1).
+    fn target(
+        &self,
+        host: Option<&HeaderValue>,
+        pq: Option<http::uri::PathAndQuery>,
+    ) -> Result<Uri, http::Error> {
+        let authority = host
+            .filter(|_| self.may_h2)
+            .and_then(|h| Authority::try_from(h.as_bytes()).ok())
+            .unwrap_or_else(|| self.authority.clone());
+        Ok(Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(authority)
+            .path_and_query(pq.unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")))
+            .build()?)
     }
 
     fn head(
@@ -218,6 +256,14 @@ fn classify(e: &hyper_util::client::legacy::Error) -> (FetchKind, String) {
     let mut incomplete = false;
     while let Some(s) = src {
         detail = s.to_string();
+        if let Some(f) = s.downcast_ref::<connect::ConnectFailure>() {
+            return (f.kind, f.detail.clone());
+        }
+        if let Some(h2) = s.downcast_ref::<h2::Error>()
+            && (h2.is_reset() || h2.is_go_away())
+        {
+            return (FetchKind::ConnectionReset, format!("HTTP/2: {h2}"));
+        }
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
             io_kind = Some(io.kind());
         }
@@ -335,6 +381,13 @@ impl Backends {
     /// later generation reconfigures the probe).
     pub fn activate(&self, metrics: &Arc<Metrics>) {
         for b in &self.list {
+            if b.cfg.tls.as_ref().is_some_and(|t| !t.verify) {
+                tracing::warn!(
+                    backend = %b.name,
+                    "backend {}: tls_verify = false, its certificate is not verified (anyone on the path can pose as it)",
+                    b.name
+                );
+            }
             let h = &b.health;
             match &b.cfg.probe {
                 Some(p) => h.configure_probe(p.window, p.threshold, p.initial),
@@ -400,10 +453,17 @@ async fn probe_loop(backend: Weak<Backend>, metrics: Arc<Metrics>) {
         let Some(p) = b.cfg.probe.clone() else {
             return;
         };
-        let req = Request::get(format!("http://{}{}", b.authority, p.path))
+        let host = HeaderValue::from_str(b.authority.as_str()).ok();
+        let Ok(uri) = b.target(host.as_ref(), p.path.parse().ok()) else {
+            return;
+        };
+        let mut req = Request::get(uri)
             .header(http::header::USER_AGENT, "lacquer-probe")
             .body(crate::body::empty())
             .expect("a probe request is valid");
+        if let Some(h) = host {
+            req.headers_mut().insert(http::header::HOST, h);
+        }
         let start = Instant::now();
         let (ok, detail) = match tokio::time::timeout(p.timeout, b.client.request(req)).await {
             Err(_) => (false, format!("timeout after {:?}", p.timeout)),

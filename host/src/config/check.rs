@@ -54,7 +54,7 @@ impl FileConfig {
         let trusted_proxies = check_server(&c, &self.server)?;
         check_log(&c, &self.log)?;
         let mut names = HashSet::new();
-        let backends = check_backends(&c, self.backends, &mut names)?;
+        let backends = check_backends(&c, self.backends, &mut names, base)?;
         let directors = check_directors(&c, self.directors, &mut names)?;
         let default_backend = match self.server.default_backend {
             Some(n) if names.contains(&n) => n,
@@ -168,6 +168,7 @@ fn check_backends(
     c: &Checker<'_>,
     sections: Vec<BackendSection>,
     names: &mut HashSet<String>,
+    base: Option<&Path>,
 ) -> Result<Vec<BackendConfig>, ConfigError> {
     if sections.is_empty() {
         return Err(c.bad("backends", "at least one [[backends]] is required"));
@@ -198,6 +199,7 @@ fn check_backends(
             ),
             None => None,
         };
+        let tls = check_backend_tls(c, &b, &uri, base, &key)?;
         out.push(BackendConfig {
             name: b.name,
             url: b.url,
@@ -213,12 +215,73 @@ fn check_backends(
             host_header,
             probe,
             circuit: check_circuit(c, b.circuit, &key)?,
+            protocol: b.protocol,
+            tls,
         });
     }
     Ok(out)
 }
 
-/// `http://host:port` (no path prefix) or `unix:/absolute/path`.
+/// The TLS keys of a backend: only for `https://`, files read now so that
+/// a missing or bad PEM file is a config error naming its key.
+fn check_backend_tls(
+    c: &Checker<'_>,
+    b: &BackendSection,
+    uri: &Uri,
+    base: Option<&Path>,
+    key: &dyn Fn(&str) -> String,
+) -> Result<Option<crate::backend::tls::BackendTls>, ConfigError> {
+    let https = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
+    if !https {
+        for (k, set) in [
+            ("ca", b.ca.is_some()),
+            ("sni", b.sni.is_some()),
+            ("client_cert", b.client_cert.is_some()),
+            ("tls_verify", !b.tls_verify),
+        ] {
+            if set {
+                return Err(c.bad(key(k), "only for an https:// url"));
+            }
+        }
+        return Ok(None);
+    }
+    if b.protocol == BackendProtocol::H2c {
+        return Err(c.bad(
+            key("protocol"),
+            "h2c is HTTP/2 over plain TCP: for an https:// url, \"auto\" negotiates h2 by ALPN",
+        ));
+    }
+    if !b.tls_verify && (b.ca.is_some() || b.sni.is_some()) {
+        return Err(c.bad(
+            key("tls_verify"),
+            "false verifies nothing, so ca and sni would have no effect",
+        ));
+    }
+    let resolve = |p: &Path| match base {
+        Some(d) if p.is_relative() => d.join(p),
+        _ => p.to_path_buf(),
+    };
+    let ca = b.ca.as_deref().map(resolve);
+    let cc = b
+        .client_cert
+        .as_ref()
+        .map(|cc| (resolve(&cc.chain), resolve(&cc.key)));
+    let host = uri.host().unwrap_or_default();
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let server_name = b.sni.as_deref().unwrap_or(host);
+    let opts = crate::backend::tls::TlsOptions {
+        ca: ca.as_deref(),
+        client_cert: cc.as_ref().map(|(c, k)| (c.as_path(), k.as_path())),
+        verify: b.tls_verify,
+        server_name,
+        offer_h2: b.protocol == BackendProtocol::Auto,
+    };
+    crate::backend::tls::build(&opts)
+        .map(Some)
+        .map_err(|e| c.bad(key(e.key), e.cause))
+}
+
+/// `http://host:port`, `https://host:port` (no path prefix) or `unix:/absolute/path`.
 fn backend_url(url: &str) -> Result<(Uri, Option<PathBuf>), String> {
     if let Some(path) = url.strip_prefix("unix:") {
         // One spelling: `unix:` then an absolute path (not `unix://`).
@@ -236,8 +299,10 @@ fn backend_url(url: &str) -> Result<(Uri, Option<PathBuf>), String> {
         ));
     }
     let uri: Uri = url.parse().map_err(|e| format!("{url:?}: {e}"))?;
-    if uri.scheme_str() != Some("http") || uri.authority().is_none() {
-        return Err(format!("{url:?}: expected http://host:port or unix:/path"));
+    if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.authority().is_none() {
+        return Err(format!(
+            "{url:?}: expected http://host:port, https://host:port or unix:/path"
+        ));
     }
     if !matches!(uri.path(), "" | "/") {
         return Err(format!("{url:?}: a path prefix is not supported"));

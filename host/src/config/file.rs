@@ -326,6 +326,52 @@ pub struct BackendSection {
     /// The passive circuit breaker.
     #[serde(default)]
     pub circuit: CircuitSection,
+    /// HTTP version spoken to the backend: "auto" (default: ALPN chooses h2
+    /// or HTTP/1.1 on https, HTTP/1.1 on plain), "http1" or "h2c" (HTTP/2
+    /// with prior knowledge over plain TCP).
+    #[serde(default)]
+    pub protocol: BackendProtocol,
+    /// PEM file of the CA certificates that verify an https backend
+    /// (replacing the system roots). Default: the system roots.
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+    /// Server name sent in SNI and verified in the certificate. Default: the URL's host.
+    #[serde(default)]
+    pub sni: Option<String>,
+    /// Client certificate presented to an https backend.
+    #[serde(default)]
+    pub client_cert: Option<ClientCertSection>,
+    /// Verify the https backend's certificate. Default true; false is
+    /// warned about at every (re)load.
+    #[serde(default = "d_true")]
+    pub tls_verify: bool,
+}
+
+/// The HTTP version spoken to a backend.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackendProtocol {
+    /// ALPN (h2, then http/1.1) on https; HTTP/1.1 on plain connections.
+    #[default]
+    Auto,
+    /// HTTP/1.1 only (ALPN offers only http/1.1).
+    Http1,
+    /// HTTP/2 with prior knowledge over plain TCP or a Unix socket.
+    H2c,
+}
+
+/// A client certificate for an https backend: PEM files, paths relative to the config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientCertSection {
+    /// The certificate chain, leaf first.
+    pub chain: PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+fn d_true() -> bool {
+    true
 }
 
 /// A backend's circuit breaker: consecutive failed requests open it.
@@ -560,6 +606,11 @@ impl BackendSection {
             host_header: None,
             probe: None,
             circuit: CircuitSection::default(),
+            protocol: BackendProtocol::Auto,
+            ca: None,
+            sni: None,
+            client_cert: None,
+            tls_verify: true,
         }
     }
 }

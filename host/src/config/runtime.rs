@@ -90,6 +90,10 @@ pub struct BackendConfig {
     pub probe: Option<ProbeSpec>,
     /// The circuit breaker, checked.
     pub circuit: super::file::CircuitSection,
+    /// The HTTP version spoken to it.
+    pub protocol: super::file::BackendProtocol,
+    /// TLS settings of an `https://` backend (None for plain ones).
+    pub tls: Option<crate::backend::tls::BackendTls>,
 }
 
 /// A checked probe.

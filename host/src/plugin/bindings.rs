@@ -37,6 +37,9 @@ impl From<FetchKind> for types::FetchErrorKind {
             FetchKind::ResponseTooLarge => W::ResponseTooLarge,
             FetchKind::ProtocolError => W::ProtocolError,
             FetchKind::ConnectionReset => W::ConnectionReset,
+            // The contract's kinds predate backend TLS: a connection that
+            // could not be opened securely is one that could not be opened.
+            FetchKind::TlsHandshake | FetchKind::TlsCertificate => W::ConnectRefused,
         }
     }
 }
