@@ -26,6 +26,8 @@ pub struct Seen {
     pub uri: String,
     /// Headers.
     pub headers: HeaderMap,
+    /// The HTTP version the request came in (HTTP/2 from an h2 or h2c client).
+    pub version: http::Version,
 }
 
 /// Holds replies back until opened (then lets every reply through, for
@@ -167,8 +169,12 @@ impl Recorder {
         let _ = body.collect().await;
         let s = Seen {
             method: parts.method,
-            uri: parts.uri.to_string(),
+            uri: parts
+                .uri
+                .path_and_query()
+                .map_or_else(|| parts.uri.to_string(), ToString::to_string),
             headers: parts.headers,
+            version: parts.version,
         };
         self.hits.fetch_add(1, Ordering::SeqCst);
         self.seen.lock().unwrap().push(s.clone());
@@ -196,7 +202,7 @@ impl Recorder {
     }
 
     /// Serve one connection (HTTP/1.1 or h2c).
-    async fn serve<IO>(self, stream: IO)
+    pub(crate) async fn serve<IO>(self, stream: IO)
     where
         IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
@@ -207,15 +213,15 @@ impl Recorder {
             .await;
     }
 
-    fn hits(&self) -> usize {
+    pub(crate) fn hits(&self) -> usize {
         self.hits.load(Ordering::SeqCst)
     }
 
-    fn connections(&self) -> usize {
+    pub(crate) fn connections(&self) -> usize {
         self.connections.load(Ordering::SeqCst)
     }
 
-    fn seen(&self) -> Vec<Seen> {
+    pub(crate) fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
     }
 }

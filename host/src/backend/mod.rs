@@ -265,6 +265,9 @@ fn classify(e: &hyper_util::client::legacy::Error) -> (FetchKind, String) {
             return (FetchKind::ConnectionReset, format!("HTTP/2: {h2}"));
         }
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            if let Some(t) = tls::rustls_error(io) {
+                return (tls::kind_of(t), format!("TLS: {t}"));
+            }
             io_kind = Some(io.kind());
         }
         if let Some(h) = s.downcast_ref::<hyper::Error>() {

@@ -152,15 +152,28 @@ pub fn build(o: &TlsOptions<'_>) -> Result<BackendTls, TlsSetupError> {
     })
 }
 
+/// The kind of a TLS error: a refused certificate, or the handshake.
+pub fn kind_of(e: &rustls::Error) -> FetchKind {
+    match e {
+        rustls::Error::InvalidCertificate(_)
+        | rustls::Error::NoCertificatesPresented
+        | rustls::Error::InvalidCertRevocationList(_) => FetchKind::TlsCertificate,
+        _ => FetchKind::TlsHandshake,
+    }
+}
+
+/// The TLS error inside an I/O error from a TLS stream, if it is one. (With
+/// TLS 1.3 the server judges a client certificate after the client's side
+/// of the handshake is done: its refusal arrives as an alert on the first read.)
+pub fn rustls_error(e: &io::Error) -> Option<&rustls::Error> {
+    e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>())
+}
+
 /// Kind and detail of a failed handshake with `name`.
 pub fn classify_handshake(e: &io::Error, name: &ServerName<'_>) -> (FetchKind, String) {
     let name = name.to_str();
-    match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-        Some(
-            r @ (rustls::Error::InvalidCertificate(_)
-            | rustls::Error::NoCertificatesPresented
-            | rustls::Error::InvalidCertRevocationList(_)),
-        ) => (
+    match rustls_error(e) {
+        Some(r) if kind_of(r) == FetchKind::TlsCertificate => (
             FetchKind::TlsCertificate,
             format!("TLS: certificate of {name} refused: {r}"),
         ),
