@@ -28,6 +28,8 @@ pub struct Seen {
     pub headers: HeaderMap,
     /// The HTTP version the request came in (HTTP/2 from an h2 or h2c client).
     pub version: http::Version,
+    /// The request target's authority (HTTP/2's `:authority`), if it had one.
+    pub authority: Option<String>,
 }
 
 /// Holds replies back until opened (then lets every reply through, for
@@ -173,6 +175,7 @@ impl Recorder {
                 .uri
                 .path_and_query()
                 .map_or_else(|| parts.uri.to_string(), ToString::to_string),
+            authority: parts.uri.authority().map(ToString::to_string),
             headers: parts.headers,
             version: parts.version,
         };

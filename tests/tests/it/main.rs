@@ -6,6 +6,7 @@
 //! binaries of their own beside this one.
 
 mod admin;
+mod backend_h2;
 mod backend_tls;
 mod backends;
 mod caching;
