@@ -13,6 +13,7 @@ mod caching;
 mod examples;
 mod hardening_http;
 mod hardening_plugins;
+mod interim;
 mod log_follow;
 mod operator;
 mod packaging;
