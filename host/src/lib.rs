@@ -25,6 +25,7 @@ pub mod config;
 mod flow;
 mod follow;
 pub mod http_util;
+pub mod interim;
 pub mod kinds;
 mod listener;
 pub mod logging;

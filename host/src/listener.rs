@@ -14,6 +14,8 @@ use std::time::Duration;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::service::service_fn;
+
+use crate::interim::{Interim, InterimIo};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use parking_lot::Mutex;
@@ -162,16 +164,26 @@ pub async fn serve(
         }
         let _ = stream.set_nodelay(true);
         let activity = Activity::new();
+        let interim = Interim::new();
         let svc = {
-            let (shared, activity) = (shared.clone(), activity.clone());
-            service_fn(move |req| {
+            let (shared, activity, interim) = (shared.clone(), activity.clone(), interim.clone());
+            service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
                 let shared = shared.clone();
                 let in_flight = activity.begin();
+                // 1xx only to HTTP/1.1 clients (RFC 9110 §15.2: never to 1.0).
+                let interim = (role == Role::Proxy && req.version() == http::Version::HTTP_11)
+                    .then(|| {
+                        req.extensions_mut().insert(interim.begin());
+                        interim.clone()
+                    });
                 async move {
                     let resp = match role {
                         Role::Admin => crate::admin::handle(shared, req, local).await,
                         Role::Proxy => crate::flow::handle(shared, req, peer).await,
                     };
+                    if let Some(i) = interim {
+                        i.finish().await;
+                    }
                     let resp = resp.map(|inner| {
                         Tracked {
                             inner,
@@ -190,7 +202,7 @@ pub async fn serve(
             .header_read_timeout(config.header_read_timeout);
         builder.http2().timer(TokioTimer::new());
         let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+            .serve_connection_with_upgrades(TokioIo::new(InterimIo::new(stream, interim)), svc)
             .into_owned();
         let conn = graceful.watch(conn);
         let (shared, open) = (shared.clone(), open.clone());

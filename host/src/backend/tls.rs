@@ -77,8 +77,8 @@ fn system_roots() -> &'static Result<Arc<RootCertStore>, String> {
 fn file_roots(path: &Path) -> Result<Arc<RootCertStore>, TlsSetupError> {
     let bad = |cause: String| TlsSetupError { key: "ca", cause };
     let mut roots = RootCertStore::empty();
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| bad(format!("{}: {e}", path.display())))?;
+    let certs =
+        CertificateDer::pem_file_iter(path).map_err(|e| bad(format!("{}: {e}", path.display())))?;
     for c in certs {
         let c = c.map_err(|e| bad(format!("{}: {e}", path.display())))?;
         roots
@@ -86,17 +86,21 @@ fn file_roots(path: &Path) -> Result<Arc<RootCertStore>, TlsSetupError> {
             .map_err(|e| bad(format!("{}: {e}", path.display())))?;
     }
     if roots.is_empty() {
-        return Err(bad(format!("{}: no CERTIFICATE in the file", path.display())));
+        return Err(bad(format!(
+            "{}: no CERTIFICATE in the file",
+            path.display()
+        )));
     }
     Ok(Arc::new(roots))
 }
 
 /// Build a backend's TLS settings, reading its PEM files.
 pub fn build(o: &TlsOptions<'_>) -> Result<BackendTls, TlsSetupError> {
-    let server_name = ServerName::try_from(o.server_name.to_owned()).map_err(|e| TlsSetupError {
-        key: "sni",
-        cause: format!("{:?} is not a DNS name or IP address ({e})", o.server_name),
-    })?;
+    let server_name =
+        ServerName::try_from(o.server_name.to_owned()).map_err(|e| TlsSetupError {
+            key: "sni",
+            cause: format!("{:?} is not a DNS name or IP address ({e})", o.server_name),
+        })?;
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsSetupError {
@@ -106,10 +110,9 @@ pub fn build(o: &TlsOptions<'_>) -> Result<BackendTls, TlsSetupError> {
     let builder = if o.verify {
         let roots = match o.ca {
             Some(p) => file_roots(p)?,
-            None => system_roots().clone().map_err(|cause| TlsSetupError {
-                key: "ca",
-                cause,
-            })?,
+            None => system_roots()
+                .clone()
+                .map_err(|cause| TlsSetupError { key: "ca", cause })?,
         };
         builder.with_root_certificates(roots)
     } else {

@@ -269,6 +269,15 @@ impl Cx {
         *req.method_mut() = method;
         *req.uri_mut() = self.rs.uri.clone();
         *req.headers_mut() = headers;
+        // RFC 8297: early hints go on to the client as they come; they are
+        // never part of the final response nor of what is stored.
+        if let Some(sink) = self.interim.clone().filter(|_| !self.background) {
+            hyper::ext::on_informational(&mut req, move |r| {
+                if r.status() == StatusCode::EARLY_HINTS {
+                    sink.early_hints(r.headers());
+                }
+            });
+        }
         match be.send(req).await {
             // Interim answers (a 101 above all) are the host's business: no
             // request asked to switch protocols, so one is a broken backend.

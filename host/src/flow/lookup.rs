@@ -45,6 +45,7 @@ impl Cx {
                             forwarded: self.forwarded.clone(),
                             backend_used: None,
                             fault: None,
+                            interim: None,
                         };
                         tokio::spawn(async move {
                             bg.fetch(Mode::Miss(guard), None).await;

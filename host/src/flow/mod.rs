@@ -134,6 +134,8 @@ pub struct Cx {
     pub backend_used: Option<(String, u16)>,
     /// A fail-closed plugin fault, as `plugin/hook/kind` (for the access log).
     pub fault: Option<String>,
+    /// Where a backend's `103 Early Hints` goes (HTTP/1.1 clients only).
+    pub interim: Option<crate::interim::InterimSink>,
 }
 
 /// The phases a request goes through, as [`Cx::run`] drives them.
@@ -238,6 +240,10 @@ pub async fn handle(
         forwarded: Arc::new(forwarded),
         backend_used: None,
         fault: None,
+        interim: parts
+            .extensions
+            .get::<crate::interim::InterimSink>()
+            .cloned(),
     };
     let answer = cx.run().await;
     metrics.request(answer.state, start.elapsed().as_secs_f64());

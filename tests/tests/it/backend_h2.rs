@@ -6,9 +6,7 @@ use http::Version;
 use lacquer_tests::tls::{TestCa, TlsOrigin, TlsSettings};
 use lacquer_tests::{Gate, Lacquer, Origin, Reply, Seen, wait_until};
 
-use crate::backends::{
-    CLIENT_TIMEOUT, assert_branded_503, assert_logged, backend, get, start,
-};
+use crate::backends::{CLIENT_TIMEOUT, assert_branded_503, assert_logged, backend, get, start};
 
 fn uncacheable(s: &Seen) -> Reply {
     Reply::ok(&format!("{} {:?}", s.uri, s.version)).header("cache-control", "no-store")
@@ -84,12 +82,16 @@ async fn alpn_h2_is_used_and_one_connection_carries_concurrent_requests() {
     assert_eq!(two_at_once(&l, &gate).await, (200, 200));
     let seen = origin.seen();
     assert_eq!(seen.len(), 3);
-    assert!(seen.iter().all(|s| s.version == Version::HTTP_2), "{seen:?}");
+    assert!(
+        seen.iter().all(|s| s.version == Version::HTTP_2),
+        "{seen:?}"
+    );
     assert_eq!(origin.connections(), 1, "one h2 connection, multiplexed");
     // The Host the backend sees travels as :authority (not the backend's address).
     assert!(
-        seen.iter().all(|s| s.authority.as_deref() == Some("127.0.0.1")
-            && s.headers.get("host").is_some_and(|h| h == "127.0.0.1")),
+        seen.iter()
+            .all(|s| s.authority.as_deref() == Some("127.0.0.1")
+                && s.headers.get("host").is_some_and(|h| h == "127.0.0.1")),
         "{seen:?}"
     );
 }
@@ -112,7 +114,10 @@ async fn an_h2c_backend_speaks_http2_over_plain_tcp() {
     let l = start(&[backend("h2c", &origin.url(), "protocol = \"h2c\"")]).await;
     assert_eq!(two_at_once(&l, &gate).await, (200, 200));
     let seen = origin.seen();
-    assert!(seen.iter().all(|s| s.version == Version::HTTP_2), "{seen:?}");
+    assert!(
+        seen.iter().all(|s| s.version == Version::HTTP_2),
+        "{seen:?}"
+    );
     assert_eq!(origin.connections(), 1);
 
     // Without h2c the same origin is spoken to in HTTP/1.1.
@@ -142,7 +147,11 @@ async fn a_reset_stream_is_connection_reset_and_the_connection_lives_on() {
 
     let ok = get(&l, "/fine").await.got;
     assert_eq!(ok.text(), "/fine HTTP/2.0");
-    assert_eq!(origin.connections(), 1, "a reset stream keeps the connection");
+    assert_eq!(
+        origin.connections(),
+        1,
+        "a reset stream keeps the connection"
+    );
 }
 
 #[tokio::test]
@@ -174,9 +183,11 @@ async fn max_connections_counts_streams_in_flight_on_h2() {
     .await;
     let first = get(&l, "/first");
     let second = async {
-        wait_until(CLIENT_TIMEOUT, "the first request at the origin", || async {
-            gate.waiting() == 1
-        })
+        wait_until(
+            CLIENT_TIMEOUT,
+            "the first request at the origin",
+            || async { gate.waiting() == 1 },
+        )
         .await;
         let r = get(&l, "/second").await;
         gate.open();

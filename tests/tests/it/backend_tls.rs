@@ -59,7 +59,11 @@ async fn an_https_backend_is_verified_and_cached_through() {
     assert_eq!(origin.hits(), 1, "the hit came from the cache");
     assert_eq!(origin.connections(), 1);
     let seen = origin.seen();
-    assert_eq!(seen[0].version, http::Version::HTTP_11, "ALPN offered http/1.1 only");
+    assert_eq!(
+        seen[0].version,
+        http::Version::HTTP_11,
+        "ALPN offered http/1.1 only"
+    );
     assert_eq!(
         l.metric("lacquer_backend_requests_total{backend=\"tls-cache\",status=\"200\"}")
             .await,
@@ -85,7 +89,11 @@ async fn a_certificate_for_another_name_is_a_tls_certificate_failure() {
         detail.contains("localhost") && detail.contains("not valid for name"),
         "{detail}"
     );
-    assert_eq!(origin.hits(), 0, "no request went over an unverified connection");
+    assert_eq!(
+        origin.hits(),
+        0,
+        "no request went over an unverified connection"
+    );
 }
 
 #[tokio::test]
@@ -189,15 +197,18 @@ async fn probes_run_over_tls_and_see_certificate_failures() {
     )
     .await;
 
-    wait_until(Duration::from_secs(10), "the TLS backend healthy", || async {
-        l.backends().await["backends"][0]["healthy"] == true
-    })
+    wait_until(
+        Duration::from_secs(10),
+        "the TLS backend healthy",
+        || async { l.backends().await["backends"][0]["healthy"] == true },
+    )
     .await;
     let b = l.backends().await;
     let probes = b["backends"][0]["probes"].as_array().unwrap();
     assert!(
-        probes.iter().any(|p| p["ok"] == true
-            && p["detail"].as_str().unwrap().starts_with("200")),
+        probes
+            .iter()
+            .any(|p| p["ok"] == true && p["detail"].as_str().unwrap().starts_with("200")),
         "{probes:?}"
     );
     assert!(good_origin.seen().iter().any(|s| s.uri == "/health"));
@@ -207,19 +218,25 @@ async fn probes_run_over_tls_and_see_certificate_failures() {
         1.0
     );
 
-    wait_until(Duration::from_secs(10), "failed probes recorded", || async {
-        l.backends().await["backends"][1]["probes"]
-            .as_array()
-            .is_some_and(|p| p.len() >= 2)
-    })
+    wait_until(
+        Duration::from_secs(10),
+        "failed probes recorded",
+        || async {
+            l.backends().await["backends"][1]["probes"]
+                .as_array()
+                .is_some_and(|p| p.len() >= 2)
+        },
+    )
     .await;
     let b = l.backends().await;
     let bad = &b["backends"][1];
     assert_eq!(bad["healthy"], false);
     let probes = bad["probes"].as_array().unwrap();
     assert!(
-        probes.iter().all(|p| p["ok"] == false
-            && p["detail"].as_str().unwrap().contains("not valid for name")),
+        probes
+            .iter()
+            .all(|p| p["ok"] == false
+                && p["detail"].as_str().unwrap().contains("not valid for name")),
         "{probes:?}"
     );
     assert_eq!(bad_origin.hits(), 0);
@@ -229,9 +246,7 @@ async fn probes_run_over_tls_and_see_certificate_failures() {
 async fn tls_keys_are_checked_and_named() {
     let ca = TestCa::new("tls-check CA");
     let start_err = |extra: String, url: &'static str| async move {
-        let toml = format!(
-            "[[backends]]\nname = \"app\"\nurl = \"{url}\"\n{extra}\n"
-        );
+        let toml = format!("[[backends]]\nname = \"app\"\nurl = \"{url}\"\n{extra}\n");
         match Lacquer::start(&toml).await {
             Ok(_) => panic!("accepted: {extra}"),
             Err(e) => format!("{e:#}"),
@@ -240,7 +255,10 @@ async fn tls_keys_are_checked_and_named() {
     let e = start_err(ca_key(&ca), "http://127.0.0.1:9").await;
     assert!(e.contains("backends[0].ca") && e.contains("https"), "{e}");
     let e = start_err("ca = \"missing.pem\"".into(), "https://localhost:9").await;
-    assert!(e.contains("backends[0].ca") && e.contains("missing.pem"), "{e}");
+    assert!(
+        e.contains("backends[0].ca") && e.contains("missing.pem"),
+        "{e}"
+    );
     let e = start_err("protocol = \"h2c\"".into(), "https://localhost:9").await;
     assert!(e.contains("backends[0].protocol"), "{e}");
     let e = start_err(
