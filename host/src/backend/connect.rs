@@ -123,9 +123,9 @@ impl Service<Uri> for BackendConnector {
                     let tcp = connecting.await?;
                     match tls {
                         None => Ok(BackendIo::Tcp(tcp)),
-                        Some(t) => Ok(BackendIo::Tls(TokioIo::new(
+                        Some(t) => Ok(BackendIo::Tls(Box::new(TokioIo::new(
                             handshake(&t, tcp.into_inner()).await?,
-                        ))),
+                        )))),
                     }
                 })
             }
@@ -193,8 +193,8 @@ async fn connect_unix(path: &Path, _timeout: Duration) -> io::Result<BackendIo> 
 pub enum BackendIo {
     /// TCP.
     Tcp(TokioIo<TcpStream>),
-    /// TLS over TCP.
-    Tls(TokioIo<TlsStream<TcpStream>>),
+    /// TLS over TCP (boxed: the session state is large).
+    Tls(Box<TokioIo<TlsStream<TcpStream>>>),
     /// A Unix domain socket.
     #[cfg(unix)]
     Unix(TokioIo<UnixStream>),

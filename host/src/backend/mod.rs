@@ -209,11 +209,11 @@ impl Backend {
             .filter(|_| self.may_h2)
             .and_then(|h| Authority::try_from(h.as_bytes()).ok())
             .unwrap_or_else(|| self.authority.clone());
-        Ok(Uri::builder()
+        Uri::builder()
             .scheme(self.scheme.clone())
             .authority(authority)
             .path_and_query(pq.unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")))
-            .build()?)
+            .build()
     }
 
     fn head(

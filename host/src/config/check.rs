@@ -251,10 +251,10 @@ fn check_backend_tls(
             "h2c is HTTP/2 over plain TCP: for an https:// url, \"auto\" negotiates h2 by ALPN",
         ));
     }
-    if !b.tls_verify && (b.ca.is_some() || b.sni.is_some()) {
+    if !b.tls_verify && b.ca.is_some() {
         return Err(c.bad(
             key("tls_verify"),
-            "false verifies nothing, so ca and sni would have no effect",
+            "false verifies nothing, so ca would have no effect",
         ));
     }
     let resolve = |p: &Path| match base {
