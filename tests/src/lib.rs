@@ -20,6 +20,7 @@ use hyper_util::rt::TokioExecutor;
 mod origin;
 pub mod poll;
 pub mod raw;
+pub mod tls;
 pub mod transport;
 
 pub use origin::{Gate, Handler, Origin, ParkedPort, Progress, Reply, Seen, TempDir, UnixOrigin};
