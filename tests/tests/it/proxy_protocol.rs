@@ -148,3 +148,31 @@ async fn a_proxy_header_comes_before_the_tls_handshake() {
     assert_eq!(l.get("/plain").await.status, 200);
     assert_eq!(xff(&o, "/plain"), "127.0.0.1");
 }
+
+#[tokio::test]
+async fn a_stalled_header_or_handshake_is_closed_at_header_read_timeout() {
+    let (ca, dir) = (TestCa::new(), TempDir::new());
+    let site = ca.issue(&dir.path, "site", &["site.test"]);
+    let o = Origin::start(|_| Reply::ok("ok")).await;
+    let extra = format!(
+        "[server]\nproxy_protocol = true\nheader_read_timeout = \"200ms\"\n[server.tls]\nlisten = \"127.0.0.1:0\"\ncertificates = [{{ chain = \"{}\", key = \"{}\" }}]\n",
+        site.chain.display(),
+        site.key.display()
+    );
+    let l = Lacquer::with_origin(&o.url(), &extra).await;
+
+    let mut plain = TcpStream::connect(l.server.addr()).await.unwrap();
+    plain.write_all(b"PROXY TCP4 192.0.2.1 ").await.unwrap();
+    assert!(raw::closed_within(&mut plain, Duration::from_secs(30)).await);
+    let series = "lacquer_proxy_protocol_rejected_total{reason=\"timeout\"}";
+    assert_eq!(l.metric(series).await, 1.0);
+
+    let mut tls = TcpStream::connect(l.server.tls_addr().unwrap())
+        .await
+        .unwrap();
+    tls.write_all(&[0x16, 0x03, 0x01]).await.unwrap();
+    assert!(raw::closed_within(&mut tls, Duration::from_secs(30)).await);
+    let series = "lacquer_tls_handshake_failures_total{reason=\"timeout\"}";
+    assert_eq!(l.metric(series).await, 1.0);
+    assert_eq!(o.hits(), 0);
+}
