@@ -244,8 +244,10 @@ lacquer_log_env() {
     die "lacquer check --config $cfg failed: $out"
 }
 
-# start_lacquer NAME default|none|custom [PLUGINS_TOML]: default = the default
-# bundle, none = `plugins = []`, custom = the `[[plugins]]` sections given.
+# start_lacquer NAME default|none|custom [EXTRA_TOML]: default = the default
+# bundle, none = `plugins = []`, custom = the `[[plugins]]` sections given in
+# EXTRA_TOML; EXTRA_TOML (any sections, e.g. `[server.tls]`) is appended
+# whenever it is given.
 start_lacquer() {
     local name=$1 plugins=$2 extra=${3:-} dir=$WORK/$1 ports
     mkdir -p "$dir"
@@ -267,7 +269,7 @@ listen = "127.0.0.1:${ADMIN[$name]}"
 name = "origin"
 url = "http://127.0.0.1:${PORT[origin]}"
 EOF
-        if [[ $plugins == custom ]]; then
+        if [[ -n $extra ]]; then
             printf '\n%s\n' "$extra"
         fi
     } >"$dir/lacquer.toml"

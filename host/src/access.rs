@@ -34,8 +34,10 @@ pub struct Record {
     pub time: SystemTime,
     /// Request id (also in `x-request-id`).
     pub id: Arc<str>,
-    /// Client address (after `trusted_proxies`).
+    /// Client address (after the PROXY header and `trusted_proxies`).
     pub client: IpAddr,
+    /// "https" for a request over the TLS listener, else "http".
+    pub scheme: &'static str,
     /// Method.
     pub method: Method,
     /// Host the cache key used.
@@ -124,11 +126,11 @@ fn clf_time(t: SystemTime) -> String {
 impl Record {
     /// NCSA combined, then `key=value` fields: request id, cache state,
     /// duration, backend, fetch error, plugin fault, backend status (`-`
-    /// when none).
+    /// when none), scheme.
     pub fn combined(&self) -> String {
         let dash = |v: &Option<String>| v.as_deref().map_or("-".into(), quoted);
         format!(
-            "{} - - {} {} {} {} {} {} id={} state={} duration_ms={:.3} backend={} fetch_error={} fault={} backend_status={}",
+            "{} - - {} {} {} {} {} {} id={} state={} duration_ms={:.3} backend={} fetch_error={} fault={} backend_status={} scheme={}",
             self.client,
             clf_time(self.time),
             quoted(&format!(
@@ -149,6 +151,7 @@ impl Record {
             self.fault.as_deref().unwrap_or("-"),
             self.backend_status
                 .map_or_else(|| "-".to_owned(), |s| s.to_string()),
+            self.scheme,
         )
     }
 
@@ -158,6 +161,7 @@ impl Record {
             "time": humantime::format_rfc3339_millis(self.time).to_string(),
             "id": &*self.id,
             "client": self.client.to_string(),
+            "scheme": self.scheme,
             "method": self.method.as_str(),
             "host": self.host,
             "url": self.url,
@@ -350,6 +354,7 @@ pub(crate) mod tests {
             time: UNIX_EPOCH + Duration::from_secs(971_186_136),
             id: "ab-1".into(),
             client: "192.0.2.1".parse().unwrap(),
+            scheme: "https",
             method: Method::GET,
             host: "example.com".into(),
             url: "/a \"b\"".into(),
@@ -371,7 +376,7 @@ pub(crate) mod tests {
     fn combined_format_quotes_and_appends_lacquer_fields() {
         assert_eq!(
             record().combined(),
-            "192.0.2.1 - - [10/Oct/2000:13:55:36 +0000] \"GET /a \\\"b\\\" HTTP/1.1\" 503 12 - \"curl/8\" id=ab-1 state=miss duration_ms=1.500 backend=app fetch_error=connect-refused fault=- backend_status=-"
+            "192.0.2.1 - - [10/Oct/2000:13:55:36 +0000] \"GET /a \\\"b\\\" HTTP/1.1\" 503 12 - \"curl/8\" id=ab-1 state=miss duration_ms=1.500 backend=app fetch_error=connect-refused fault=- backend_status=- scheme=https"
         );
         assert!(record().is_error());
     }

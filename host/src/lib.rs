@@ -31,8 +31,10 @@ mod listener;
 pub mod logging;
 pub mod metrics;
 pub mod plugin;
+pub mod proxy_protocol;
 pub mod server;
 pub mod state;
+pub mod tls;
 mod top;
 
 pub use config::{Config, ConfigError};

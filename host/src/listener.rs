@@ -2,9 +2,13 @@
 //! `[server] max_connections` open (more are closed at once and counted), a
 //! request head within `header_read_timeout` of the connection's start (and,
 //! for HTTP/1, of the previous response), and no connection left open with
-//! no request in progress for `idle_timeout`. hyper does the protocol work;
-//! this module owns the timers and the counts.
+//! no request in progress for `idle_timeout`. On a listener that wants
+//! them, a PROXY header and then a TLS handshake come first, both within
+//! the same `header_read_timeout` from the connection's start. hyper does
+//! the HTTP work (h2 or HTTP/1 on either listener); this module owns the
+//! timers and the counts.
 
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,12 +22,14 @@ use hyper::service::service_fn;
 use crate::interim::{Interim, InterimIo};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::Watcher;
 use parking_lot::Mutex;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
 use crate::body::{BoxError, ProxyBody};
+use crate::proxy_protocol::{Prefixed, Rejected};
 use crate::state::Shared;
 
 /// Connections the admin listener keeps open at once.
@@ -122,6 +128,15 @@ impl Body for Tracked {
     }
 }
 
+/// What a listener speaks beneath HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Wire {
+    /// A PROXY protocol header first.
+    pub proxy_protocol: bool,
+    /// Then TLS, with the generation's certificates.
+    pub tls: bool,
+}
+
 /// Accept connections on `listener` until `stop` changes, then let the
 /// open ones finish (up to 10 s).
 pub async fn serve(
@@ -129,6 +144,7 @@ pub async fn serve(
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
     role: Role,
+    wire: Wire,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let local = listener.local_addr().ok();
@@ -163,6 +179,101 @@ pub async fn serve(
             shared.metrics.connections.inc();
         }
         let _ = stream.set_nodelay(true);
+        let c = Accepted {
+            shared: shared.clone(),
+            role,
+            local,
+            peer,
+            header_read: config.header_read_timeout,
+            idle: config.idle_timeout,
+            opened: Instant::now(),
+        };
+        let (open, watcher) = (open.clone(), graceful.watcher());
+        tokio::spawn(async move {
+            let shared = c.shared.clone();
+            c.run(stream, wire, watcher).await;
+            open.fetch_sub(1, Ordering::SeqCst);
+            if role == Role::Proxy {
+                shared.metrics.connections.dec();
+            }
+        });
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
+}
+
+/// One accepted connection, before and while it serves HTTP.
+struct Accepted {
+    shared: Arc<Shared>,
+    role: Role,
+    local: Option<SocketAddr>,
+    peer: SocketAddr,
+    header_read: Duration,
+    idle: Duration,
+    /// The bounds on the PROXY header, the TLS handshake and the first
+    /// request head all count from here.
+    opened: Instant,
+}
+
+impl Accepted {
+    /// The PROXY header (if the listener wants one), the TLS handshake (if
+    /// it is the TLS listener), then HTTP; a failure before HTTP is counted
+    /// and the connection closed.
+    async fn run(self, mut stream: TcpStream, wire: Wire, watcher: Watcher) {
+        let mut prefix = bytes::Bytes::new();
+        let mut client = self.peer;
+        let deadline = self.opened + self.header_read;
+        if wire.proxy_protocol {
+            let read = crate::proxy_protocol::read_header(&mut stream);
+            let r = match tokio::time::timeout_at(deadline, read).await {
+                Ok(r) => r,
+                Err(_) => Err(Rejected::Timeout),
+            };
+            match r {
+                Ok((addr, rest)) => {
+                    client = addr.unwrap_or(self.peer);
+                    prefix = rest;
+                }
+                Err(r) => {
+                    self.shared.metrics.proxy_protocol_rejected(r.as_str());
+                    tracing::debug!(peer = %self.peer, "connection refused: PROXY header {}", r.as_str());
+                    return;
+                }
+            }
+        }
+        let io = Prefixed::new(prefix, stream);
+        if !wire.tls {
+            return self.http(io, client, false, watcher).await;
+        }
+        let Some(tls) = self.shared.generation.load().tls.clone() else {
+            return;
+        };
+        let accept = tokio_rustls::TlsAcceptor::from(tls).accept(io);
+        let reason = match tokio::time::timeout_at(deadline, accept).await {
+            Ok(Ok(s)) => return self.http(s, client, true, watcher).await,
+            Ok(Err(e)) => {
+                tracing::debug!(client = %client, "TLS handshake failed: {e}");
+                crate::tls::failure_reason(&e)
+            }
+            Err(_) => "timeout",
+        };
+        self.shared.metrics.tls_handshake_failed(reason);
+    }
+
+    /// Serve HTTP/1 or HTTP/2 on an established connection.
+    async fn http<I>(self, io: I, client: SocketAddr, tls: bool, watcher: Watcher)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let Accepted {
+            shared,
+            role,
+            local,
+            peer,
+            header_read,
+            idle,
+            opened,
+        } = self;
         let activity = Activity::new();
         let interim = Interim::new();
         let svc = {
@@ -179,7 +290,7 @@ pub async fn serve(
                 async move {
                     let resp = match role {
                         Role::Admin => crate::admin::handle(shared, req, local).await,
-                        Role::Proxy => crate::flow::handle(shared, req, peer).await,
+                        Role::Proxy => crate::flow::handle(shared, req, client, tls).await,
                     };
                     if let Some(i) = interim {
                         i.finish().await;
@@ -199,48 +310,37 @@ pub async fn serve(
         builder
             .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(config.header_read_timeout);
+            .header_read_timeout(header_read);
         builder.http2().timer(TokioTimer::new());
         let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(InterimIo::new(stream, interim)), svc)
+            .serve_connection_with_upgrades(TokioIo::new(InterimIo::new(io, interim)), svc)
             .into_owned();
-        let conn = graceful.watch(conn);
-        let (shared, open) = (shared.clone(), open.clone());
-        let (header_read, idle) = (config.header_read_timeout, config.idle_timeout);
-        tokio::spawn(async move {
-            let opened = Instant::now();
-            tokio::pin!(conn);
-            tokio::select! {
-                r = &mut conn => {
-                    if let Err(e) = r {
-                        let timeout = e
-                            .downcast_ref::<hyper::Error>()
-                            .is_some_and(hyper::Error::is_timeout);
-                        if timeout {
-                            shared.metrics.header_read_timeouts.inc();
-                        }
-                        tracing::debug!("connection from {peer}: {e}");
-                    }
-                }
-                () = activity.expired(opened, header_read, idle) => {
-                    let first = activity.idle_since.lock().is_none();
-                    if first {
+        let conn = watcher.watch(conn);
+        tokio::pin!(conn);
+        tokio::select! {
+            r = &mut conn => {
+                if let Err(e) = r {
+                    let timeout = e
+                        .downcast_ref::<hyper::Error>()
+                        .is_some_and(hyper::Error::is_timeout);
+                    if timeout {
                         shared.metrics.header_read_timeouts.inc();
-                    } else {
-                        shared.metrics.idle_timeouts.inc();
                     }
-                    tracing::debug!(
-                        "connection from {peer} closed: {}",
-                        if first { "no request head in header_read_timeout" } else { "idle" }
-                    );
+                    tracing::debug!("connection from {peer}: {e}");
                 }
             }
-            open.fetch_sub(1, Ordering::SeqCst);
-            if role == Role::Proxy {
-                shared.metrics.connections.dec();
+            () = activity.expired(opened, header_read, idle) => {
+                let first = activity.idle_since.lock().is_none();
+                if first {
+                    shared.metrics.header_read_timeouts.inc();
+                } else {
+                    shared.metrics.idle_timeouts.inc();
+                }
+                tracing::debug!(
+                    "connection from {peer} closed: {}",
+                    if first { "no request head in header_read_timeout" } else { "idle" }
+                );
             }
-        });
+        }
     }
-    drop(listener);
-    let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
 }

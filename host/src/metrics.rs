@@ -76,6 +76,15 @@ pub const KV_REFUSED: &str = "kv_refused";
 /// stdout/stderr lines) dropped by the per-call and per-second bounds.
 pub const PLUGIN_LOG_DROPPED: &str = "plugin_log_dropped";
 
+/// `lacquer_tls_handshake_failures_total{reason}`: TLS handshakes that failed
+/// on the TLS listener, by reason (`no-shared-cipher`, `protocol-version`,
+/// `bad-certificate`, `not-tls`, `timeout`, `closed`, `other`).
+pub const TLS_HANDSHAKE_FAILURES: &str = "tls_handshake_failures";
+/// `lacquer_proxy_protocol_rejected_total{reason}`: connections closed on a
+/// `proxy_protocol` listener because they did not begin with a valid PROXY
+/// header (`invalid`, `too-large`, `timeout`, `closed`).
+pub const PROXY_PROTOCOL_REJECTED: &str = "proxy_protocol_rejected";
+
 type Labels = Vec<(&'static str, String)>;
 
 /// All metrics of one server.
@@ -108,6 +117,8 @@ pub struct Metrics {
     /// `lacquer_connection_timeouts_total{kind="idle"}`
     pub idle_timeouts: Counter,
     requests_refused: Family<Labels, Counter>,
+    tls_handshake_failures: Family<Labels, Counter>,
+    proxy_protocol_rejected: Family<Labels, Counter>,
     /// `lacquer_cache_bans`
     pub cache_bans: Gauge,
     /// `lacquer_cache_bans_refused_total`
@@ -188,6 +199,8 @@ impl Metrics {
             header_read_timeouts: Counter::default(),
             idle_timeouts: Counter::default(),
             requests_refused: Family::default(),
+            tls_handshake_failures: Family::default(),
+            proxy_protocol_rejected: Family::default(),
             cache_bans: Gauge::default(),
             cache_bans_refused: Counter::default(),
             cache_too_large: Counter::default(),
@@ -288,6 +301,16 @@ impl Metrics {
             "Client requests refused before any plugin ran",
             m.requests_refused.clone(),
         );
+        r.register(
+            TLS_HANDSHAKE_FAILURES,
+            "TLS handshakes failed on the TLS listener, by reason",
+            m.tls_handshake_failures.clone(),
+        );
+        r.register(
+            PROXY_PROTOCOL_REJECTED,
+            "Connections closed for a missing or invalid PROXY header, by reason",
+            m.proxy_protocol_rejected.clone(),
+        );
         r.register(CACHE_BANS, "Bans active", m.cache_bans.clone());
         r.register(
             CACHE_BANS_REFUSED,
@@ -346,6 +369,20 @@ impl Metrics {
     /// Count a client request refused with 400 before any plugin ran.
     pub fn request_refused(&self, reason: &'static str) {
         self.requests_refused
+            .get_or_create(&vec![("reason", reason.into())])
+            .inc();
+    }
+
+    /// Count a failed TLS handshake (`reason` is one of a fixed set).
+    pub fn tls_handshake_failed(&self, reason: &'static str) {
+        self.tls_handshake_failures
+            .get_or_create(&vec![("reason", reason.into())])
+            .inc();
+    }
+
+    /// Count a connection refused for its PROXY header.
+    pub fn proxy_protocol_rejected(&self, reason: &'static str) {
+        self.proxy_protocol_rejected
             .get_or_create(&vec![("reason", reason.into())])
             .inc();
     }

@@ -10,13 +10,14 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use crate::config::ConfigSource;
-use crate::listener::Role;
+use crate::listener::{Role, Wire};
 pub use crate::state::{FailureRecord, Generation, ServeError, Shared};
 
 /// A running Lacquer.
 pub struct Server {
     shared: Arc<Shared>,
     addr: SocketAddr,
+    tls_addr: Option<SocketAddr>,
     admin_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -27,6 +28,11 @@ impl Server {
     pub async fn start(source: ConfigSource) -> Result<Server, ServeError> {
         let config = source.load()?;
         let (listen, admin_listen) = (config.listen, config.admin_listen);
+        let tls_listen = config.tls.as_ref().map(|t| (t.listen, t.proxy_protocol));
+        let plain = Wire {
+            proxy_protocol: config.proxy_protocol,
+            tls: false,
+        };
         let shared = Shared::new(source, &config);
         let access = crate::access::AccessLog::start(
             crate::access::Target::parse(&config.log.access),
@@ -76,7 +82,29 @@ impl Server {
             shared.clone(),
             stop_rx.clone(),
             Role::Proxy,
+            plain,
         ))];
+        let tls_addr = match tls_listen {
+            Some((a, proxy_protocol)) => {
+                let l = bind(a).await?;
+                let local = l
+                    .local_addr()
+                    .map_err(|cause| ServeError::Bind { addr: a, cause })?;
+                let wire = Wire {
+                    proxy_protocol,
+                    tls: true,
+                };
+                tasks.push(tokio::spawn(crate::listener::serve(
+                    l,
+                    shared.clone(),
+                    stop_rx.clone(),
+                    Role::Proxy,
+                    wire,
+                )));
+                Some(local)
+            }
+            None => None,
+        };
         let admin_addr = match admin_listen {
             Some(a) => {
                 let l = bind(a).await?;
@@ -89,6 +117,7 @@ impl Server {
                     shared.clone(),
                     stop_rx.clone(),
                     Role::Admin,
+                    Wire::default(),
                 )));
                 Some(local)
             }
@@ -113,10 +142,12 @@ impl Server {
             }
         }));
         let admin = admin_addr.map_or_else(|| "none".into(), |a| a.to_string());
-        tracing::info!(%addr, %admin, "lacquer serving");
+        let tls = tls_addr.map_or_else(|| "none".into(), |a| a.to_string());
+        tracing::info!(%addr, %tls, %admin, "lacquer serving");
         Ok(Server {
             shared,
             addr,
+            tls_addr,
             admin_addr,
             stop,
             tasks,
@@ -126,6 +157,11 @@ impl Server {
     /// The client listener's address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The TLS listener's address (with `[server.tls]`).
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
     }
 
     /// The admin listener's address.

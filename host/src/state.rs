@@ -57,6 +57,9 @@ pub struct Generation {
     pub chain: Chain,
     /// Backends and directors.
     pub backends: Arc<Backends>,
+    /// The TLS listener's certificates and settings, read when this
+    /// generation was built.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// A recorded fetch failure.
@@ -129,6 +132,7 @@ impl Shared {
                     list: Vec::new(),
                     default: String::new(),
                 }),
+                tls: None,
             }),
             cache,
             metrics,
@@ -189,6 +193,7 @@ impl Shared {
 
     /// Build a generation from a config: backends, then every plugin loaded and initialised.
     pub async fn build(&self, config: Config, number: u64) -> Result<Generation, ServeError> {
+        let tls = crate::tls::server_config(&config)?;
         let backends = Backends::build(&config, &self.health);
         let mut plugins = Vec::new();
         for p in &config.plugins {
@@ -230,6 +235,7 @@ impl Shared {
             config: Arc::new(config),
             chain: Chain::new(plugins),
             backends,
+            tls,
         })
     }
 
@@ -285,13 +291,20 @@ impl Shared {
         .await
         .expect("reload task does not panic");
         match built {
-            Ok(g) => {
+            Ok(mut g) => {
                 let n = g.number;
                 let old = self.generation.load();
+                let tls_listen = |g: &Generation| g.config.tls.as_ref().map(|t| t.listen);
                 if old.config.listen != g.config.listen
                     || old.config.admin_listen != g.config.admin_listen
+                    || tls_listen(&old) != tls_listen(&g)
                 {
                     tracing::warn!("listen addresses changed: they take effect on restart");
+                }
+                if g.tls.is_none() && old.tls.is_some() {
+                    // The TLS listener stays bound until a restart: it keeps
+                    // the certificates it has.
+                    g.tls = old.tls.clone();
                 }
                 g.backends.activate(&self.metrics);
                 self.generation.store(Arc::new(g));

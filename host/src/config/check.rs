@@ -52,6 +52,7 @@ impl FileConfig {
         let listen = c.addr("server.listen", &self.server.listen)?;
         let (admin_listen, admin_token) = check_admin(&c, &self.admin)?;
         let trusted_proxies = check_server(&c, &self.server)?;
+        let tls = check_tls(&c, self.server.tls.as_ref(), listen, base)?;
         check_log(&c, &self.log)?;
         let mut names = HashSet::new();
         let backends = check_backends(&c, self.backends, &mut names, base)?;
@@ -102,6 +103,8 @@ impl FileConfig {
             x_cache: self.server.x_cache,
             trusted_proxies,
             forwarded: self.server.forwarded,
+            proxy_protocol: self.server.proxy_protocol,
+            tls,
             log,
             cache: self.cache,
             runtime,
@@ -132,6 +135,52 @@ fn check_server(c: &Checker<'_>, s: &ServerSection) -> Result<Vec<ipnet::IpNet>,
                 })
         })
         .collect()
+}
+
+fn check_tls(
+    c: &Checker<'_>,
+    t: Option<&TlsSection>,
+    plain: SocketAddr,
+    base: Option<&Path>,
+) -> Result<Option<TlsConfig>, ConfigError> {
+    let Some(t) = t else { return Ok(None) };
+    let listen = c.addr("server.tls.listen", &t.listen)?;
+    if listen == plain && listen.port() != 0 {
+        return Err(c.bad(
+            "server.tls.listen",
+            format!("{listen} is also server.listen: the TLS listener needs its own address"),
+        ));
+    }
+    if t.certificates.is_empty() {
+        return Err(c.bad(
+            "server.tls.certificates",
+            "at least one certificate is required",
+        ));
+    }
+    let resolve = |p: &PathBuf| match base {
+        Some(b) if p.is_relative() => b.join(p),
+        _ => p.clone(),
+    };
+    let mut certificates = Vec::new();
+    for (i, cert) in t.certificates.iter().enumerate() {
+        for (name, p) in [("chain", &cert.chain), ("key", &cert.key)] {
+            if p.as_os_str().is_empty() {
+                return Err(c.bad(
+                    format!("server.tls.certificates[{i}].{name}"),
+                    "must name a PEM file",
+                ));
+            }
+        }
+        certificates.push(CertificateFiles {
+            chain: resolve(&cert.chain),
+            key: resolve(&cert.key),
+        });
+    }
+    Ok(Some(TlsConfig {
+        listen,
+        certificates,
+        proxy_protocol: t.proxy_protocol,
+    }))
 }
 
 fn check_log(c: &Checker<'_>, l: &LogSection) -> Result<(), ConfigError> {

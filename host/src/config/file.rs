@@ -172,6 +172,37 @@ pub struct ServerSection {
     pub trusted_proxies: Vec<String>,
     /// Also send the backend an RFC 7239 `Forwarded` field. Default false.
     pub forwarded: bool,
+    /// Every connection on `listen` must begin with a PROXY protocol (v1 or
+    /// v2) header; the address it carries is the client's. Default false.
+    pub proxy_protocol: bool,
+    /// `[server.tls]`: a TLS listener beside `listen`. Default: none.
+    pub tls: Option<TlsSection>,
+}
+
+/// `[server.tls]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// The TLS listener's address (required), e.g. "0.0.0.0:6443".
+    pub listen: String,
+    /// Certificates with their keys (at least one). The client's SNI name
+    /// picks the one whose subject alternative names match it (wildcards
+    /// included); the first is used when no name matches or none is sent.
+    pub certificates: Vec<CertificateSection>,
+    /// Every connection must begin with a PROXY protocol header (before
+    /// the TLS handshake). Default false.
+    #[serde(default)]
+    pub proxy_protocol: bool,
+}
+
+/// One entry of `[server.tls] certificates`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateSection {
+    /// PEM file: the leaf certificate first, then its intermediates.
+    pub chain: PathBuf,
+    /// PEM file: the leaf's private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 impl Default for ServerSection {
@@ -188,6 +219,8 @@ impl Default for ServerSection {
             x_cache: true,
             trusted_proxies: Vec::new(),
             forwarded: false,
+            proxy_protocol: false,
+            tls: None,
         }
     }
 }

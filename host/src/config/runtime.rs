@@ -42,6 +42,10 @@ pub struct Config {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// `[server] forwarded`.
     pub forwarded: bool,
+    /// `[server] proxy_protocol`: on the plain listener.
+    pub proxy_protocol: bool,
+    /// `[server.tls]`, paths resolved.
+    pub tls: Option<TlsConfig>,
     /// `[log]`.
     pub log: LogSection,
     /// `[cache]`, every value checked.
@@ -54,6 +58,28 @@ pub struct Config {
     pub directors: Vec<DirectorConfig>,
     /// Plugins, resolved.
     pub plugins: Vec<PluginConfig>,
+}
+
+/// `[server.tls]`, checked: the certificate files are read when a
+/// generation is built (so a reload re-reads them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// The TLS listener.
+    pub listen: SocketAddr,
+    /// Certificate chain and key files, absolute or relative to the working
+    /// directory; the first is the default.
+    pub certificates: Vec<CertificateFiles>,
+    /// A PROXY header comes before the handshake.
+    pub proxy_protocol: bool,
+}
+
+/// One certificate's files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateFiles {
+    /// PEM chain, leaf first.
+    pub chain: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
 }
 
 /// The three timeouts of a fetch.

@@ -156,3 +156,36 @@ fn a_flag_is_blamed_for_what_it_set() {
     .to_string();
     assert!(e.starts_with("--listen: server.listen: "), "{e}");
 }
+
+#[test]
+fn tls_keys_are_checked_and_relative_paths_resolve_against_the_config() {
+    let backend = "[[backends]]\nname=\"a\"\nurl=\"http://x:1\"\n";
+    let e = err(&format!(
+        "[server.tls]\nlisten = \"127.0.0.1:6443\"\ncertificates = []\n{backend}"
+    ));
+    assert!(e.contains("server.tls.certificates"), "{e}");
+    let e = err(&format!(
+        "[server]\nlisten = \"127.0.0.1:6443\"\n[server.tls]\nlisten = \"127.0.0.1:6443\"\ncertificates = [{{ chain = \"a.pem\", key = \"a.key\" }}]\n{backend}"
+    ));
+    assert!(e.contains("server.tls.listen"), "{e}");
+    let e = err(&format!(
+        "[server.tls]\nlisten = \"127.0.0.1:6443\"\ncertificates = [{{ chain = \"a.pem\", key = \"a.key\", password = \"x\" }}]\n{backend}"
+    ));
+    assert!(e.contains("password"), "{e}");
+    let c = Config::from_toml(
+        &format!(
+            "[server]\nproxy_protocol = true\n[server.tls]\nlisten = \"127.0.0.1:6443\"\nproxy_protocol = true\ncertificates = [{{ chain = \"a.pem\", key = \"/etc/a.key\" }}]\n{backend}"
+        ),
+        "t.toml",
+        Some(std::path::Path::new("/srv/lacquer")),
+    )
+    .unwrap();
+    assert!(c.proxy_protocol);
+    let tls = c.tls.unwrap();
+    assert!(tls.proxy_protocol);
+    assert_eq!(
+        tls.certificates[0].chain,
+        std::path::Path::new("/srv/lacquer/a.pem")
+    );
+    assert_eq!(tls.certificates[0].key, std::path::Path::new("/etc/a.key"));
+}

@@ -248,8 +248,11 @@ impl Cx {
             }
         }
         headers.append(header::VIA, VIA);
-        self.forwarded
-            .apply(&mut headers, "http", self.generation.config.forwarded);
+        self.forwarded.apply(
+            &mut headers,
+            self.forwarded.scheme,
+            self.generation.config.forwarded,
+        );
         if let Ok(v) = HeaderValue::from_str(&self.rs.id) {
             headers.insert(super::REQUEST_ID, v);
         }

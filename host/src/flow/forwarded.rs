@@ -26,6 +26,9 @@ pub struct Forwarding {
     pub peer: SocketAddr,
     /// The client: the peer, or the address a trusted peer forwarded for.
     pub client: SocketAddr,
+    /// The scheme the client used with this host: "https" on the TLS
+    /// listener, else "http" (set by the caller; `take` starts with "http").
+    pub scheme: &'static str,
     /// A trusted peer's `X-Forwarded-For` chain (comma-joined).
     chain: Option<String>,
     /// A trusted peer's `X-Forwarded-Proto`.
@@ -75,6 +78,7 @@ impl Forwarding {
         Self {
             peer,
             client,
+            scheme: "http",
             chain,
             proto,
             forwarded,

@@ -150,18 +150,23 @@ enum Step {
     Answered(Answer),
 }
 
-/// Serve one client request.
+/// Serve one client request from `peer` (the address a PROXY header named,
+/// if the listener takes one), `tls` when it came over the TLS listener.
 pub async fn handle(
     shared: Arc<Shared>,
     req: Request<Incoming>,
     peer: SocketAddr,
+    tls: bool,
 ) -> Response<ProxyBody> {
     let start = Instant::now();
     let generation = shared.generation.load_full();
     let (parts, body) = req.into_parts();
     let mut headers = parts.headers;
     lacquer_cache_semantics::strip_connection_headers(&mut headers);
-    let forwarded = Forwarding::take(peer, &mut headers, &generation.config.trusted_proxies);
+    let mut forwarded = Forwarding::take(peer, &mut headers, &generation.config.trusted_proxies);
+    if tls {
+        forwarded.scheme = "https";
+    }
     let id = shared.request_id_for(headers.get(&REQUEST_ID));
     headers.remove(&REQUEST_ID);
     let logging = shared.access.get().is_some_and(|a| a.wanted());
@@ -172,6 +177,7 @@ pub async fn handle(
         time: std::time::SystemTime::now(),
         id: id.clone(),
         client: forwarded.client.ip(),
+        scheme: forwarded.scheme,
         method: parts.method.clone(),
         host: String::new(),
         url: parts

@@ -166,7 +166,7 @@ async fn a_client_certificate_is_presented_when_configured() {
         "{}\nclient_cert = {{ chain = \"{}\", key = \"{}\" }}",
         ca_key(&server_ca),
         client.chain.display(),
-        client.key_file.display()
+        client.key.display()
     );
     let with = start(&[backend("tls-cert", &origin.url(), &extra)]).await;
     let r = get(&with, "/x").await.got;
