@@ -28,6 +28,10 @@
 //!    headers first (add a `Date` with [`ensure_date`]); [`freshness_lifetime`]
 //!    gives its lifetime. [`response_directives`] tells which field (e.g.
 //!    `CDN-Cache-Control`) governs it; that field is still forwarded unchanged.
+//!    A cache that stores responses compressed checks [`may_compress`]
+//!    first; when delivering its own gzip representation it asks
+//!    [`accepts_gzip`], renames the tag with [`coded_etag`] and adds
+//!    [`vary_accept_encoding`].
 //! 6. **Invalidate.** After an unsafe request, [`invalidation_targets`] lists
 //!    the URIs to invalidate.
 //!
@@ -38,6 +42,7 @@
 #![deny(missing_docs)]
 
 mod cache_control;
+mod coding;
 mod conditional;
 mod date;
 mod freshness;
@@ -58,6 +63,7 @@ use std::time::SystemTime;
 use http::HeaderName;
 
 pub use cache_control::{CacheControl, MAX_DELTA_SECONDS, MaxStale};
+pub use coding::{accepts_gzip, coded_etag, may_compress, vary_accept_encoding};
 pub use conditional::{Conditional, conditional_request_headers, evaluate_conditionals};
 pub use date::{fmt_http_date, parse_http_date};
 pub use freshness::{

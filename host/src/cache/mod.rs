@@ -10,6 +10,7 @@
 //! - `invalidate.rs`: purge, soft purge and bans, the single place every
 //!   invalidation goes through;
 //! - [`ban`]: the ban list; [`body`]: bodies filled while read;
+//!   [`gzip`]: bodies stored compressed; [`slice`]: ranges of streams;
 //!   [`policy`]: RFC 9111 proposals; [`clock`]: the time seam.
 
 pub mod ban;
@@ -17,9 +18,11 @@ pub mod body;
 pub mod clock;
 mod coalesce;
 mod evict;
+pub mod gzip;
 mod invalidate;
 pub mod object;
 pub mod policy;
+pub mod slice;
 #[cfg(test)]
 mod tests;
 

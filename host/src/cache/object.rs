@@ -141,4 +141,9 @@ pub struct NewObject {
     pub host: Arc<str>,
     /// Path and query the object is stored for.
     pub url: Arc<str>,
+    /// Set when the cache stored the body gzip-compressed (`[cache]
+    /// compress`); `headers` then still describe the identity
+    /// representation (the backend's `ETag`, no `Content-Encoding`), less
+    /// its `Content-Length`.
+    pub gzip: Option<Arc<super::gzip::Gzipped>>,
 }

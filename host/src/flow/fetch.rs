@@ -136,7 +136,7 @@ impl Cx {
                         status: o.status,
                         headers: merged,
                     };
-                    Some(o.body.clone())
+                    Some((o.body.clone(), o.gzip.clone()))
                 }
                 _ => None,
             };
@@ -168,7 +168,7 @@ impl Cx {
                 BerespDecision::Proposal(proposal)
             };
             let body = match revalidated {
-                Some(buf) => Source::Stored(buf),
+                Some((buf, gzip)) => Source::Stored(buf, gzip),
                 None => Source::Backend(TimeoutBody::new(
                     incoming,
                     be.cfg.timeouts.between_bytes,

@@ -17,6 +17,7 @@ use super::{Answer, Cx, Delivery, Mode};
 use crate::backend::Backend;
 use crate::body::{BetweenBytesTimeout, TimeoutBody, empty};
 use crate::cache::body::BodyBuf;
+use crate::cache::gzip::{Encoder, Gunzip, Gzipped};
 use crate::cache::policy::{self, Facts, VaryKey};
 use crate::cache::{NewObject, Object, Outcome};
 use crate::kinds::{FetchFailure, FetchKind, Proposal, State, Storage};
@@ -27,8 +28,9 @@ use crate::state::Shared;
 pub(super) enum Source {
     /// The backend, still streaming.
     Backend(TimeoutBody<Incoming>),
-    /// A stored object's body (after a 304 revalidated it).
-    Stored(Arc<BodyBuf>),
+    /// A stored object's body (after a 304 revalidated it), and whether
+    /// the cache stored it compressed.
+    Stored(Arc<BodyBuf>, Option<Arc<Gzipped>>),
 }
 
 impl Cx {
@@ -59,10 +61,24 @@ impl Cx {
                 let opts = policy::options(cfg);
                 cs::remove_unstorable_fields(&mut resp.headers, &opts);
                 cs::ensure_date(&mut resp.headers, SystemTime::now());
-                let (buf, backend_body) = match body {
-                    Source::Stored(buf) => (buf, None),
-                    Source::Backend(b) => (BodyBuf::filling(), Some(b)),
+                // Compress what the backend sent uncompressed (a revalidated
+                // body keeps the coding it was stored with).
+                let compress =
+                    matches!(body, Source::Backend(_)) && self.compressible(&resp, length);
+                let (buf, backend_body, gzip) = match body {
+                    Source::Stored(buf, gzip) => (buf, None, gzip),
+                    Source::Backend(b) => {
+                        let gzip = compress.then(|| Gzipped::new(length));
+                        (BodyBuf::filling(), Some(b), gzip)
+                    }
                 };
+                if gzip.is_some() {
+                    // Its length is the compressed one, known when it completes.
+                    resp.headers.remove(header::CONTENT_LENGTH);
+                }
+                if compress {
+                    self.shared.metrics.compressed_objects.inc();
+                }
                 let obj = cache.insert(
                     key,
                     NewObject {
@@ -87,6 +103,7 @@ impl Cx {
                             .path_and_query()
                             .map_or("/", |p| p.as_str())
                             .into(),
+                        gzip,
                     },
                 );
                 mode.resolve(Outcome::Stored);
@@ -100,6 +117,7 @@ impl Cx {
                         obj.clone(),
                         body,
                         FillCx {
+                            gzip: obj.gzip.as_ref().map(|_| Encoder::new(cfg.compress.level)),
                             max: cfg.max_object(),
                             req: self.rs.id.clone(),
                             method: self.rs.method.clone(),
@@ -131,11 +149,15 @@ impl Cx {
                 }
                 let body = match body {
                     _ if self.rs.method == Method::HEAD => empty(),
-                    Source::Stored(buf) => buf.reader(),
+                    Source::Stored(buf, None) => buf.reader(),
+                    Source::Stored(buf, Some(gzip)) => {
+                        Gunzip::new(buf.reader(), gzip).boxed_unsync()
+                    }
                     Source::Backend(b) => Watched {
                         inner: b,
                         shared: self.shared.clone(),
                         f: FillCx {
+                            gzip: None,
                             max: 0,
                             req: self.rs.id.clone(),
                             method: self.rs.method.clone(),
@@ -177,6 +199,7 @@ fn hit_for_miss(ttl: Duration, host: &str, uri: &http::Uri) -> NewObject {
         stale_if_error: Duration::ZERO,
         host: host.into(),
         url: uri.path_and_query().map_or("/", |p| p.as_str()).into(),
+        gzip: None,
     }
 }
 
@@ -184,14 +207,46 @@ fn hit_for_miss(ttl: Duration, host: &str, uri: &http::Uri) -> NewObject {
 /// twice that counting chunk overhead) the object leaves the cache and the
 /// rest only streams to the clients already reading it, no faster than the
 /// slowest; with none left, the backend is no longer read. A failed body
-/// drops the object.
-async fn fill(shared: Arc<Shared>, obj: Arc<Object>, mut body: TimeoutBody<Incoming>, f: FillCx) {
+/// drops the object. With an encoder the object's body is the backend's
+/// compressed; `max` still counts the backend's (identity) bytes.
+async fn fill(
+    shared: Arc<Shared>,
+    obj: Arc<Object>,
+    mut body: TimeoutBody<Incoming>,
+    mut f: FillCx,
+) {
     let start = Instant::now();
-    let (mut data_len, mut cost) = (0u64, 0u64);
+    let (mut data_len, mut cost, mut stored) = (0u64, 0u64, 0u64);
     let mut kept = true;
     loop {
-        match body.frame().await {
+        let data = match body.frame().await {
             None => {
+                let tail = match f.gzip.take().map(Encoder::finish) {
+                    Some(Ok(tail)) => tail,
+                    Some(Err(e)) => {
+                        compress_failed(&shared, &obj, &f, &e);
+                        return;
+                    }
+                    None => Bytes::new(),
+                };
+                if !tail.is_empty() {
+                    stored += tail.len() as u64;
+                    match obj.body.push(tail).await {
+                        Some(c) if kept => shared.cache.grow(&obj, c),
+                        Some(_) => {}
+                        None => {
+                            obj.body.fail();
+                            return;
+                        }
+                    }
+                }
+                if let Some(g) = &obj.gzip {
+                    g.set_identity_len(data_len);
+                    shared
+                        .metrics
+                        .compression_saved_bytes
+                        .inc_by(data_len.saturating_sub(stored));
+                }
                 obj.body.finish();
                 return;
             }
@@ -199,32 +254,7 @@ async fn fill(shared: Arc<Shared>, obj: Arc<Object>, mut body: TimeoutBody<Incom
                 let Ok(data) = frame.into_data() else {
                     continue;
                 };
-                data_len += data.len() as u64;
-                let chunk_cost = (data.len() + crate::cache::body::CHUNK_OVERHEAD) as u64;
-                if kept && (data_len > f.max || cost + chunk_cost > 2 * f.max) {
-                    kept = false;
-                    shared.cache.remove(&obj);
-                    shared.metrics.cache_too_large.inc();
-                    obj.body.overflow();
-                    tracing::info!(
-                        req = &*f.req,
-                        "object exceeds max_object_size ({} bytes): not cached, streaming through",
-                        f.max
-                    );
-                }
-                match obj.body.push(data).await {
-                    Some(c) => {
-                        cost += c as u64;
-                        if kept {
-                            shared.cache.grow(&obj, c);
-                        }
-                    }
-                    None => {
-                        // Not cached and nobody reads it any more.
-                        obj.body.fail();
-                        return;
-                    }
-                }
+                data
             }
             Some(Err(e)) => {
                 obj.body.fail();
@@ -232,7 +262,74 @@ async fn fill(shared: Arc<Shared>, obj: Arc<Object>, mut body: TimeoutBody<Incom
                 body_failed(&shared, &f, start.elapsed(), data_len, &*e);
                 return;
             }
+        };
+        data_len += data.len() as u64;
+        let data = match &mut f.gzip {
+            None => data,
+            Some(enc) => match enc.push(&data) {
+                Ok(out) => out,
+                Err(e) => {
+                    compress_failed(&shared, &obj, &f, &e);
+                    return;
+                }
+            },
+        };
+        if data.is_empty() {
+            continue;
         }
+        stored += data.len() as u64;
+        let chunk_cost = (data.len() + crate::cache::body::CHUNK_OVERHEAD) as u64;
+        if kept && (data_len > f.max || cost + chunk_cost > 2 * f.max) {
+            kept = false;
+            shared.cache.remove(&obj);
+            shared.metrics.cache_too_large.inc();
+            obj.body.overflow();
+            tracing::info!(
+                req = &*f.req,
+                "object exceeds max_object_size ({} bytes): not cached, streaming through",
+                f.max
+            );
+        }
+        match obj.body.push(data).await {
+            Some(c) => {
+                cost += c as u64;
+                if kept {
+                    shared.cache.grow(&obj, c);
+                }
+            }
+            None => {
+                // Not cached and nobody reads it any more.
+                obj.body.fail();
+                return;
+            }
+        }
+    }
+}
+
+/// The encoder failed (it writes to memory, so this should not happen):
+/// the object is dropped and its readers get an error.
+fn compress_failed(shared: &Shared, obj: &Arc<Object>, f: &FillCx, e: &std::io::Error) {
+    obj.body.fail();
+    shared.cache.remove(obj);
+    tracing::warn!(req = &*f.req, "compressing a stored object failed: {e}");
+}
+
+impl Cx {
+    /// Whether a response about to be stored is compressed (`[cache]
+    /// compress`): a 200 the backend sent uncompressed (and without
+    /// `no-transform`), of a listed type, not known to be under `min_size`,
+    /// for a GET.
+    fn compressible(&self, resp: &RespState, length: Option<u64>) -> bool {
+        let c = &self.generation.config.cache.compress;
+        c.enabled
+            && resp.status == StatusCode::OK
+            && self.rs.method == Method::GET
+            && length.is_none_or(|l| l >= c.min_size.0)
+            && cs::may_compress(&resp.headers)
+            && resp
+                .headers
+                .get(header::CONTENT_TYPE)
+                .is_some_and(|t| c.compressible(t.as_bytes()))
     }
 }
 
@@ -322,6 +419,8 @@ impl http_body::Body for Watched {
 
 /// What a fill task needs to know of its request.
 struct FillCx {
+    /// Set when the object is stored compressed.
+    gzip: Option<Encoder>,
     max: u64,
     req: Arc<str>,
     /// Method and URL, for `/fetch-errors`.

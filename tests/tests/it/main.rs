@@ -8,12 +8,14 @@
 mod admin;
 mod backends;
 mod caching;
+mod compression;
 mod examples;
 mod hardening_http;
 mod hardening_plugins;
 mod log_follow;
 mod operator;
 mod packaging;
+mod partial;
 mod plugins;
 mod proxy;
 mod rate_limit;
