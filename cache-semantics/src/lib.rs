@@ -47,6 +47,7 @@ mod conditional;
 mod date;
 mod freshness;
 mod invalidate;
+mod partial;
 mod range;
 mod reuse;
 mod storable;
@@ -70,6 +71,7 @@ pub use freshness::{
     Freshness, FreshnessSource, age_header_value, current_age, freshness_lifetime, initial_age,
 };
 pub use invalidate::invalidation_targets;
+pub use partial::{ContentRange, combinable, has_strong_etag, stored_content_range};
 pub use range::{RangeDecision, range};
 pub use reuse::{OnlyIfCached, Reuse, StaleOnError, only_if_cached, reuse, stale_on_error};
 pub use storable::{

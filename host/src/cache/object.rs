@@ -146,4 +146,8 @@ pub struct NewObject {
     /// representation (the backend's `ETag`, no `Content-Encoding`), less
     /// its `Content-Length`.
     pub gzip: Option<Arc<super::gzip::Gzipped>>,
+    /// Set for a stored `206` (`[cache] partial`): the pieces held, the
+    /// status 206 and `headers` without `Content-Range` and
+    /// `Content-Length`; `body` is empty.
+    pub partial: Option<Arc<super::partial::Pieces>>,
 }

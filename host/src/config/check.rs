@@ -401,6 +401,9 @@ fn check_cache(c: &Checker<'_>, s: &CacheSection) -> Result<(), ConfigError> {
     if s.max_object() > s.memory.0 {
         return Err(c.bad("cache.max_object_size", "must not exceed cache.memory"));
     }
+    if s.partial.max_pieces == 0 {
+        return Err(c.bad("cache.partial.max_pieces", "must be at least 1"));
+    }
     check_compress(c, &s.compress)
 }
 

@@ -85,6 +85,8 @@ pub const DEFAULT_COMPRESS_TYPES: &[&str] = &[
     "font/ttf",
     "font/otf",
 ];
+/// Default `[cache] partial.max_pieces`: 16.
+pub const DEFAULT_MAX_PIECES: usize = 16;
 /// Default `[cache] max_variants`: 16.
 pub const DEFAULT_MAX_VARIANTS: usize = 16;
 /// Default `[runtime] recycle_after`: 10,000 calls.
@@ -267,6 +269,33 @@ pub struct CacheSection {
     pub stale_on_status: Vec<u16>,
     /// Store compressible responses gzip-compressed (see [`CompressSection`]).
     pub compress: CompressSection,
+    /// Fetch and store byte ranges (see [`PartialSection`]).
+    pub partial: PartialSection,
+}
+
+/// `[cache] partial`: partial content (RFC 9111 §3.3–3.4). Off, a miss
+/// for a `Range` request fetches the whole object (as Varnish does) and the
+/// range is cut from it. On, the backend is asked for the range, its `206`
+/// is stored as a piece of the object, later ranges it covers are answered
+/// from it, and pieces with the same strong `ETag` are combined (into a
+/// complete object once every byte is there).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PartialSection {
+    /// On or off. Default off.
+    pub enabled: bool,
+    /// Most separate pieces one object keeps; a piece that would make more
+    /// replaces the stored ones. Default 16.
+    pub max_pieces: usize,
+}
+
+impl Default for PartialSection {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            max_pieces: DEFAULT_MAX_PIECES,
+        }
+    }
 }
 
 /// `[cache] compress`: responses the backend sends uncompressed, of a
@@ -336,6 +365,7 @@ impl Default for CacheSection {
             max_bans: DEFAULT_MAX_BANS,
             stale_on_status: vec![500, 502, 503, 504],
             compress: CompressSection::default(),
+            partial: PartialSection::default(),
         }
     }
 }

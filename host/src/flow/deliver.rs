@@ -15,6 +15,7 @@ use crate::body::{ProxyBody, empty, full};
 use crate::cache::Object;
 use crate::cache::body::BodyBuf;
 use crate::cache::gzip::Gunzip;
+use crate::cache::partial::Pieces;
 use crate::cache::slice::Slice;
 use crate::http_util::VIA;
 use crate::kinds::{Hook, State};
@@ -44,6 +45,9 @@ impl Cx {
         state: State,
         reader: Option<ProxyBody>,
     ) -> Answer {
+        if let Some(p) = &o.partial {
+            return self.deliver_piece(o, p, state).await;
+        }
         let mut headers = o.headers.clone();
         let age = o.age();
         headers.insert(header::AGE, cs::age_header_value(age));
@@ -154,6 +158,58 @@ impl Cx {
         .await
     }
 
+    /// Answer a range from a stored partial object; the lookup made sure
+    /// it covers the request's range ([`piece_covers`]).
+    async fn deliver_piece(&mut self, o: &Arc<Object>, p: &Pieces, state: State) -> Answer {
+        let mut headers = o.headers.clone();
+        let age = o.age();
+        headers.insert(header::AGE, cs::age_header_value(age));
+        headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        let (status, body) = match cs::evaluate_conditionals(
+            &self.rs.method,
+            &self.rs.headers,
+            StatusCode::OK,
+            &headers,
+        ) {
+            cs::Conditional::NotModified => (StatusCode::NOT_MODIFIED, empty()),
+            cs::Conditional::PreconditionFailed => {
+                headers = text_headers();
+                (StatusCode::PRECONDITION_FAILED, empty())
+            }
+            cs::Conditional::None => {
+                let d = cs::range(&self.rs.headers, p.total(), &headers);
+                match (d, d.content_range(p.total())) {
+                    (cs::RangeDecision::Partial { start, end }, Some(cr)) => {
+                        match p.covers(start, end) {
+                            Some(part) => {
+                                headers.insert(header::CONTENT_RANGE, cr);
+                                headers
+                                    .insert(header::CONTENT_LENGTH, HeaderValue::from(part.len()));
+                                (StatusCode::PARTIAL_CONTENT, full(part))
+                            }
+                            None => return self.default_error().await,
+                        }
+                    }
+                    (cs::RangeDecision::Unsatisfiable, Some(cr)) => {
+                        headers.insert(header::CONTENT_RANGE, cr);
+                        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(0));
+                        (StatusCode::RANGE_NOT_SATISFIABLE, empty())
+                    }
+                    _ => return self.default_error().await,
+                }
+            }
+        };
+        self.deliver(Delivery {
+            status,
+            headers,
+            body,
+            state,
+            hits: o.hits.load(std::sync::atomic::Ordering::Relaxed),
+            age: age.as_secs(),
+        })
+        .await
+    }
+
     /// Deliver a plugin's (or the host's) synthetic response.
     pub async fn deliver_synth(&mut self, s: Synth) -> Answer {
         let body = if self.rs.method == Method::HEAD {
@@ -232,4 +288,22 @@ impl Cx {
 /// A stored `Content-Length` (the backend's, while the body still fills).
 fn content_length(h: &HeaderMap) -> Option<u64> {
     h.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+}
+
+/// Whether a stored partial object answers this request by itself: a GET
+/// whose single range (after `If-Range`) lies within one stored piece, or
+/// is unsatisfiable. Anything else (no range, HEAD, bytes not held) is
+/// fetched.
+pub(super) fn piece_covers(o: &Object, req: &HeaderMap) -> bool {
+    let Some(p) = &o.partial else {
+        return true;
+    };
+    if req.get(header::RANGE).is_none() {
+        return false;
+    }
+    match cs::range(req, p.total(), &o.headers) {
+        cs::RangeDecision::Partial { start, end } => p.covers(start, end).is_some(),
+        cs::RangeDecision::Unsatisfiable => true,
+        cs::RangeDecision::Full => false,
+    }
 }
