@@ -244,8 +244,9 @@ lacquer_log_env() {
     die "lacquer check --config $cfg failed: $out"
 }
 
-# start_lacquer NAME default|none|custom [PLUGINS_TOML]: default = the default
-# bundle, none = `plugins = []`, custom = the `[[plugins]]` sections given.
+# start_lacquer NAME default|none|custom [EXTRA_TOML]: default = the default
+# bundle, none = `plugins = []`, custom = the `[[plugins]]` sections given;
+# EXTRA_TOML (sections) is appended in every case.
 start_lacquer() {
     local name=$1 plugins=$2 extra=${3:-} dir=$WORK/$1 ports
     mkdir -p "$dir"
@@ -267,7 +268,7 @@ listen = "127.0.0.1:${ADMIN[$name]}"
 name = "origin"
 url = "http://127.0.0.1:${PORT[origin]}"
 EOF
-        if [[ $plugins == custom ]]; then
+        if [[ -n $extra ]]; then
             printf '\n%s\n' "$extra"
         fi
     } >"$dir/lacquer.toml"

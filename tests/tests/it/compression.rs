@@ -194,7 +194,8 @@ async fn if_none_match_is_answered_for_both_representations() {
     let o = Origin::start(move |_| text_origin_reply(&b)).await;
     let l = Lacquer::with_origin(&o.url(), "").await;
     l.get("/c").await;
-    let cases: &[(&[(&str, &str)], u16, &str)] = &[
+    type Headers<'a> = &'a [(&'a str, &'a str)];
+    let cases: &[(Headers<'_>, u16, &str)] = &[
         (
             &[GZIP, ("if-none-match", "\"v1-gzip\"")],
             304,
