@@ -32,6 +32,9 @@
 //!    first; when delivering its own gzip representation it asks
 //!    [`accepts_gzip`], renames the tag with [`coded_etag`] and adds
 //!    [`vary_accept_encoding`].
+//!    Partial responses: [`stored_content_range`] reads a 206's single
+//!    range, [`combinable`] says whether two pieces share a strong validator
+//!    (RFC 9111 §3.4).
 //! 6. **Invalidate.** After an unsafe request, [`invalidation_targets`] lists
 //!    the URIs to invalidate.
 //!
