@@ -229,9 +229,11 @@ impl Cx {
         if lookup {
             // The cache fetches whole objects and answers conditionals and
             // ranges itself; with `[cache] partial` it asks for the range.
+            // A stale complete copy is revalidated whole instead.
             let ranged = self.generation.config.cache.partial.enabled
                 && self.rs.method == Method::GET
-                && headers.contains_key(header::RANGE);
+                && headers.contains_key(header::RANGE)
+                && stale.is_none_or(|o| o.partial.is_some() || o.hfm);
             for h in [
                 header::IF_NONE_MATCH,
                 header::IF_MODIFIED_SINCE,
