@@ -261,8 +261,15 @@ impl Cx {
         };
         if let Some(detail) = failure {
             mode.resolve(Outcome::Uncacheable);
+            let kind = FetchKind::ProtocolError;
+            self.shared.metrics.fetch_failure(&be.name, kind.as_str());
+            tracing::warn!(
+                req = &*self.rs.id,
+                backend = %be.name,
+                "206 not stored: its body does not match its Content-Range: {detail}"
+            );
             self.failure = Some(FetchFailure {
-                kind: FetchKind::ProtocolError,
+                kind,
                 backend: be.name.to_string(),
                 attempt: 1,
                 elapsed: start.elapsed(),

@@ -224,3 +224,30 @@ async fn without_partial_a_range_miss_fetches_the_whole_object() {
     assert_eq!(l.get("/w").await.text(), BODY);
     assert_eq!(o.hits(), 1);
 }
+
+#[tokio::test]
+async fn a_206_shorter_than_its_content_range_is_refused_and_counted() {
+    let o = Origin::start(|_| {
+        Reply::status(206, "01234")
+            .header("content-range", "bytes 0-9/20")
+            .header("cache-control", "max-age=60")
+            .header("etag", "\"short\"")
+    })
+    .await;
+    let l = Lacquer::with_origin(
+        &o.url(),
+        "[server]\ndebug_headers = true\n[cache]\npartial = { enabled = true }\n",
+    )
+    .await;
+    let r = l
+        .request("GET", "/short", &[("range", "bytes=0-9")], "")
+        .await;
+    assert_eq!(r.status, 502);
+    assert_eq!(r.header("x-lacquer-error"), "protocol-error backend=app");
+    assert_eq!(l.fetch_failures("app", "protocol-error").await, 1.0);
+    let again = l
+        .request("GET", "/short", &[("range", "bytes=0-3")], "")
+        .await;
+    assert_eq!(again.status, 502, "nothing was stored");
+    assert_eq!(o.hits(), 2);
+}
