@@ -28,6 +28,13 @@
 //!    headers first (add a `Date` with [`ensure_date`]); [`freshness_lifetime`]
 //!    gives its lifetime. [`response_directives`] tells which field (e.g.
 //!    `CDN-Cache-Control`) governs it; that field is still forwarded unchanged.
+//!    A cache that stores responses compressed checks [`may_compress`]
+//!    first; when delivering its own gzip representation it asks
+//!    [`accepts_gzip`], renames the tag with [`coded_etag`] and adds
+//!    [`vary_accept_encoding`].
+//!    Partial responses: [`stored_content_range`] reads a 206's single
+//!    range, [`combinable`] says whether two pieces share a strong validator
+//!    (RFC 9111 §3.4).
 //! 6. **Invalidate.** After an unsafe request, [`invalidation_targets`] lists
 //!    the URIs to invalidate.
 //!
@@ -38,10 +45,12 @@
 #![deny(missing_docs)]
 
 mod cache_control;
+mod coding;
 mod conditional;
 mod date;
 mod freshness;
 mod invalidate;
+mod partial;
 mod range;
 mod reuse;
 mod storable;
@@ -58,12 +67,14 @@ use std::time::SystemTime;
 use http::HeaderName;
 
 pub use cache_control::{CacheControl, MAX_DELTA_SECONDS, MaxStale};
+pub use coding::{accepts_gzip, coded_etag, may_compress, vary_accept_encoding};
 pub use conditional::{Conditional, conditional_request_headers, evaluate_conditionals};
 pub use date::{fmt_http_date, parse_http_date};
 pub use freshness::{
     Freshness, FreshnessSource, age_header_value, current_age, freshness_lifetime, initial_age,
 };
 pub use invalidate::invalidation_targets;
+pub use partial::{ContentRange, combinable, has_strong_etag, stored_content_range};
 pub use range::{RangeDecision, range};
 pub use reuse::{OnlyIfCached, Reuse, StaleOnError, only_if_cached, reuse, stale_on_error};
 pub use storable::{

@@ -67,7 +67,10 @@ pub enum NotStorable {
     /// Not a final status, or `304 Not Modified` (merged with
     /// [`crate::merge_not_modified`], never stored).
     Status,
-    /// `206 Partial Content`: partial responses are not stored.
+    /// `206 Partial Content`: not stored as a response of its own. A cache
+    /// that stores pieces (RFC 9111 §3.3) checks a 206 as the 200 it is
+    /// part of, then uses [`crate::stored_content_range`] and
+    /// [`crate::combinable`].
     PartialContent,
     /// `must-understand` with a status code this cache does not implement.
     MustUnderstand,

@@ -68,6 +68,16 @@ pub const CACHE_BANS_REFUSED: &str = "cache_bans_refused";
 /// `lacquer_cache_too_large_total`: responses not stored (or dropped while
 /// filling) because they exceed `[cache] max_object_size`.
 pub const CACHE_TOO_LARGE: &str = "cache_too_large";
+/// `lacquer_compressed_objects_total`: objects stored gzip-compressed by
+/// the cache (`[cache] compress`).
+pub const COMPRESSED_OBJECTS: &str = "compressed_objects";
+/// `lacquer_compression_saved_bytes_total`: body bytes the compressed
+/// objects did not take (identity size less stored size, counted when a
+/// compressed fill completes).
+pub const COMPRESSION_SAVED_BYTES: &str = "compression_saved_bytes";
+/// `lacquer_decompressions_total`: responses decompressed from a stored
+/// gzip object for a client that does not accept gzip.
+pub const DECOMPRESSIONS: &str = "decompressions";
 /// `lacquer_kv_bytes{plugin}`: bytes a plugin's key-value namespace holds.
 pub const KV_BYTES: &str = "kv_bytes";
 /// `lacquer_kv_refused_total{plugin}`: writes refused because the namespace was full.
@@ -125,6 +135,12 @@ pub struct Metrics {
     pub cache_bans_refused: Counter,
     /// `lacquer_cache_too_large_total`
     pub cache_too_large: Counter,
+    /// `lacquer_compressed_objects_total`
+    pub compressed_objects: Counter,
+    /// `lacquer_compression_saved_bytes_total`
+    pub compression_saved_bytes: Counter,
+    /// `lacquer_decompressions_total`
+    pub decompressions: Counter,
     kv_bytes: Family<Labels, Gauge>,
     kv_refused: Family<Labels, Counter>,
     responses: Family<Labels, Counter>,
@@ -204,6 +220,9 @@ impl Metrics {
             cache_bans: Gauge::default(),
             cache_bans_refused: Counter::default(),
             cache_too_large: Counter::default(),
+            compressed_objects: Counter::default(),
+            compression_saved_bytes: Counter::default(),
+            decompressions: Counter::default(),
             kv_bytes: Family::default(),
             kv_refused: Family::default(),
             responses: Family::default(),
@@ -321,6 +340,21 @@ impl Metrics {
             CACHE_TOO_LARGE,
             "Responses not stored because they exceed max_object_size",
             m.cache_too_large.clone(),
+        );
+        r.register(
+            COMPRESSED_OBJECTS,
+            "Objects stored gzip-compressed by the cache",
+            m.compressed_objects.clone(),
+        );
+        r.register(
+            COMPRESSION_SAVED_BYTES,
+            "Body bytes saved by storing objects compressed",
+            m.compression_saved_bytes.clone(),
+        );
+        r.register(
+            DECOMPRESSIONS,
+            "Responses decompressed from a stored gzip object",
+            m.decompressions.clone(),
         );
         r.register(
             KV_BYTES,

@@ -10,6 +10,8 @@
 //! - `invalidate.rs`: purge, soft purge and bans, the single place every
 //!   invalidation goes through;
 //! - [`ban`]: the ban list; [`body`]: bodies filled while read;
+//!   [`gzip`]: bodies stored compressed; [`slice`]: ranges of streams;
+//!   [`partial`]: the pieces of stored 206 responses;
 //!   [`policy`]: RFC 9111 proposals; [`clock`]: the time seam.
 
 pub mod ban;
@@ -17,9 +19,12 @@ pub mod body;
 pub mod clock;
 mod coalesce;
 mod evict;
+pub mod gzip;
 mod invalidate;
 pub mod object;
+pub mod partial;
 pub mod policy;
+pub mod slice;
 #[cfg(test)]
 mod tests;
 
@@ -286,6 +291,17 @@ impl Cache {
         Some(o.clone())
     }
 
+    /// The stored partial object (`[cache] partial`) a request selects, if
+    /// any: what a new piece for it is combined with.
+    pub fn partial_variant(&self, key: Key, req_headers: &HeaderMap) -> Option<Arc<Object>> {
+        let slot = self.map.get(&key)?;
+        slot.variants
+            .iter()
+            .find(|o| o.vary.as_ref().is_none_or(|v| v.matches(req_headers)))
+            .filter(|o| o.partial.is_some() && !o.hfm && !o.dead() && !self.banned(o))
+            .cloned()
+    }
+
     /// Store an object under `key`, replacing the variant it matches.
     pub fn insert(&self, key: Key, n: NewObject) -> Arc<Object> {
         let size = OBJECT_OVERHEAD
@@ -293,7 +309,10 @@ impl Cache {
                 .iter()
                 .map(|(k, v)| k.as_str().len() + v.len() + 32)
                 .sum::<usize>() as i64
-            + n.body.complete_len().map_or(0, |l| l as i64);
+            + n.body.complete_len().map_or(0, |l| l as i64)
+            + n.partial.as_ref().map_or(0, |p| {
+                p.bytes() as i64 + (p.count() * body::CHUNK_OVERHEAD) as i64
+            });
         // Read before `created`: a ban added in between is still checked.
         let ban_checked = self.bans.newest();
         let obj = Arc::new(Object::new(n, key, size, ban_checked, self.clock.clone()));

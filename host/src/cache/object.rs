@@ -141,4 +141,13 @@ pub struct NewObject {
     pub host: Arc<str>,
     /// Path and query the object is stored for.
     pub url: Arc<str>,
+    /// Set when the cache stored the body gzip-compressed (`[cache]
+    /// compress`); `headers` then still describe the identity
+    /// representation (the backend's `ETag`, no `Content-Encoding`), less
+    /// its `Content-Length`.
+    pub gzip: Option<Arc<super::gzip::Gzipped>>,
+    /// Set for a stored `206` (`[cache] partial`): the pieces held, the
+    /// status 206 and `headers` without `Content-Range` and
+    /// `Content-Length`; `body` is empty.
+    pub partial: Option<Arc<super::partial::Pieces>>,
 }

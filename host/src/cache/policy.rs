@@ -66,6 +66,13 @@ pub fn propose(
     cfg: &CacheSection,
 ) -> (Proposal, Facts) {
     let opts = options(cfg);
+    // A 206 stored as a piece (`[cache] partial`, RFC 9111 §3.3) follows
+    // the rules of the 200 it is part of.
+    let status = if status == StatusCode::PARTIAL_CONTENT && cfg.partial.enabled {
+        StatusCode::OK
+    } else {
+        status
+    };
     let initial_age = cs::initial_age(resp, request_time, response_time);
     let fr = cs::freshness_lifetime(status, resp, response_time, &opts);
     let vary = match cs::vary_names(resp) {

@@ -20,6 +20,8 @@ fn cache(budget: u64, clock: Arc<ManualClock>) -> Arc<Cache> {
 
 fn object(url: &str, body: usize, ttl: Duration) -> NewObject {
     NewObject {
+        gzip: None,
+        partial: None,
         status: StatusCode::OK,
         headers: HeaderMap::new(),
         body: body::BodyBuf::complete(Bytes::from(vec![b'x'; body])),

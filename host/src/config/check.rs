@@ -515,6 +515,46 @@ fn check_cache(c: &Checker<'_>, s: &CacheSection) -> Result<(), ConfigError> {
     if s.max_object() > s.memory.0 {
         return Err(c.bad("cache.max_object_size", "must not exceed cache.memory"));
     }
+    if s.partial.max_pieces == 0 {
+        return Err(c.bad("cache.partial.max_pieces", "must be at least 1"));
+    }
+    check_compress(c, &s.compress)
+}
+
+/// Most entries in `[cache] compress.types`.
+const MAX_COMPRESS_TYPES: usize = 256;
+
+fn check_compress(c: &Checker<'_>, s: &CompressSection) -> Result<(), ConfigError> {
+    if !(1..=9).contains(&s.level) {
+        return Err(c.bad(
+            "cache.compress.level",
+            format!("{} is not a gzip level (1..=9)", s.level),
+        ));
+    }
+    if s.types.len() > MAX_COMPRESS_TYPES {
+        return Err(c.bad(
+            "cache.compress.types",
+            format!("{} types: at most {MAX_COMPRESS_TYPES}", s.types.len()),
+        ));
+    }
+    let token = |t: &str| {
+        !t.is_empty()
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+    };
+    for t in &s.types {
+        let ok = match t.split_once('/') {
+            Some((ty, "*")) => token(ty),
+            Some((ty, sub)) => token(ty) && token(sub),
+            None => false,
+        };
+        if !ok {
+            return Err(c.bad(
+                "cache.compress.types",
+                format!("{t:?} is not a media type (type/subtype or type/*, no parameters)"),
+            ));
+        }
+    }
     Ok(())
 }
 

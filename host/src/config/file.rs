@@ -64,6 +64,29 @@ pub const DEFAULT_MAX_BANS: usize = 10_000;
 pub const DEFAULT_KEEP: Duration = Duration::from_secs(3600);
 /// Default `[cache] heuristic_max`: 24 h.
 pub const DEFAULT_HEURISTIC_MAX: Duration = Duration::from_secs(24 * 3600);
+/// Default `[cache] compress.min_size`: 1 KiB.
+pub const DEFAULT_COMPRESS_MIN_SIZE: u64 = 1024;
+/// Default `[cache] compress.level`: 6 (gzip's own default).
+pub const DEFAULT_COMPRESS_LEVEL: u32 = 6;
+/// Default `[cache] compress.types`: text and the structured text formats.
+pub const DEFAULT_COMPRESS_TYPES: &[&str] = &[
+    "text/*",
+    "application/json",
+    "application/javascript",
+    "application/xml",
+    "application/xhtml+xml",
+    "application/rss+xml",
+    "application/atom+xml",
+    "application/ld+json",
+    "application/manifest+json",
+    "application/wasm",
+    "image/svg+xml",
+    "image/x-icon",
+    "font/ttf",
+    "font/otf",
+];
+/// Default `[cache] partial.max_pieces`: 16.
+pub const DEFAULT_MAX_PIECES: usize = 16;
 /// Default `[cache] max_variants`: 16.
 pub const DEFAULT_MAX_VARIANTS: usize = 16;
 /// Default `[runtime] recycle_after`: 10,000 calls.
@@ -277,6 +300,88 @@ pub struct CacheSection {
     /// client gets that copy instead. Default [500, 502, 503, 504]; [] turns
     /// it off.
     pub stale_on_status: Vec<u16>,
+    /// Store compressible responses gzip-compressed (see [`CompressSection`]).
+    pub compress: CompressSection,
+    /// Fetch and store byte ranges (see [`PartialSection`]).
+    pub partial: PartialSection,
+}
+
+/// `[cache] partial`: partial content (RFC 9111 §3.3–3.4). Off, a miss
+/// for a `Range` request fetches the whole object (as Varnish does) and the
+/// range is cut from it. On, the backend is asked for the range, its `206`
+/// is stored as a piece of the object, later ranges it covers are answered
+/// from it, and pieces with the same strong `ETag` are combined (into a
+/// complete object once every byte is there).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PartialSection {
+    /// On or off. Default off.
+    pub enabled: bool,
+    /// Most separate pieces one object keeps; a piece that would make more
+    /// replaces the stored ones. Default 16.
+    pub max_pieces: usize,
+}
+
+impl Default for PartialSection {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            max_pieces: DEFAULT_MAX_PIECES,
+        }
+    }
+}
+
+/// `[cache] compress`: responses the backend sends uncompressed, of a
+/// listed type and at least `min_size` bytes, are stored gzip-compressed,
+/// sent as they are to clients that accept gzip and decompressed for the
+/// others.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CompressSection {
+    /// On or off. Default on.
+    pub enabled: bool,
+    /// Media types compressed: `type/subtype`, or `type/*` for a whole
+    /// type, compared without parameters and case-insensitively. Default
+    /// [`DEFAULT_COMPRESS_TYPES`].
+    pub types: Vec<String>,
+    /// Responses whose `Content-Length` is smaller are stored as sent; a
+    /// response without one is compressed as it streams. Default 1 KiB.
+    pub min_size: ByteSize,
+    /// gzip level, 1 (fastest) to 9 (smallest). Default 6.
+    pub level: u32,
+}
+
+impl Default for CompressSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            types: DEFAULT_COMPRESS_TYPES
+                .iter()
+                .map(|t| t.to_string())
+                .collect(),
+            min_size: ByteSize(DEFAULT_COMPRESS_MIN_SIZE),
+            level: DEFAULT_COMPRESS_LEVEL,
+        }
+    }
+}
+
+impl CompressSection {
+    /// Whether a `Content-Type` value is one of `types`.
+    pub fn compressible(&self, content_type: &[u8]) -> bool {
+        let essence = content_type
+            .split(|&b| b == b';')
+            .next()
+            .unwrap_or_default()
+            .trim_ascii();
+        self.types.iter().any(|t| match t.strip_suffix("/*") {
+            Some(ty) => {
+                essence.len() > ty.len() + 1
+                    && essence[..ty.len()].eq_ignore_ascii_case(ty.as_bytes())
+                    && essence[ty.len()] == b'/'
+            }
+            None => essence.eq_ignore_ascii_case(t.as_bytes()),
+        })
+    }
 }
 
 impl Default for CacheSection {
@@ -292,6 +397,8 @@ impl Default for CacheSection {
             max_variants: DEFAULT_MAX_VARIANTS,
             max_bans: DEFAULT_MAX_BANS,
             stale_on_status: vec![500, 502, 503, 504],
+            compress: CompressSection::default(),
+            partial: PartialSection::default(),
         }
     }
 }

@@ -189,3 +189,47 @@ fn tls_keys_are_checked_and_relative_paths_resolve_against_the_config() {
     );
     assert_eq!(tls.certificates[0].key, std::path::Path::new("/etc/a.key"));
 }
+
+#[test]
+fn compress_types_match_by_essence() {
+    let c = CompressSection::default();
+    for (ct, want) in [
+        ("text/html", true),
+        ("Text/HTML; charset=utf-8", true),
+        ("application/json", true),
+        ("application/json;charset=utf-8", true),
+        ("image/svg+xml", true),
+        ("image/png", false),
+        ("application/octet-stream", false),
+        ("text", false),
+        ("text/", false),
+        ("textual/plain", false),
+        ("application/jsonx", false),
+        ("", false),
+    ] {
+        assert_eq!(c.compressible(ct.as_bytes()), want, "{ct}");
+    }
+}
+
+#[test]
+fn cache_partial_and_compress_are_checked() {
+    let backend = "[[backends]]\nname=\"a\"\nurl=\"http://x:1\"";
+    let e = err(&format!(
+        "[cache]\npartial = {{ max_pieces = 0 }}\n{backend}"
+    ));
+    assert!(e.contains("cache.partial.max_pieces"), "{e}");
+    let e = err(&format!("[cache]\ncompress = {{ level = 0 }}\n{backend}"));
+    assert!(e.contains("cache.compress.level"), "{e}");
+    let e = err(&format!(
+        "[cache]\ncompress = {{ types = [\"*/*\"] }}\n{backend}"
+    ));
+    assert!(e.contains("cache.compress.types"), "{e}");
+    let c = Config::from_toml(
+        &format!("[cache]\ncompress = {{ min_size = \"4KiB\" }}\n{backend}"),
+        "t.toml",
+        None,
+    )
+    .unwrap();
+    assert_eq!(c.cache.compress.min_size.0, 4096);
+    assert!(c.cache.compress.enabled && !c.cache.partial.enabled);
+}

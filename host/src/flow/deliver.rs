@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use http::header::{self, HeaderValue};
-use http::{Method, Response, StatusCode};
+use http::{HeaderMap, Method, Response, StatusCode};
+use http_body_util::BodyExt;
 
 use lacquer_cache_semantics as cs;
 
@@ -13,6 +14,9 @@ use super::{Answer, Cx, Delivery, text_headers};
 use crate::body::{ProxyBody, empty, full};
 use crate::cache::Object;
 use crate::cache::body::BodyBuf;
+use crate::cache::gzip::Gunzip;
+use crate::cache::partial::Pieces;
+use crate::cache::slice::Slice;
 use crate::http_util::VIA;
 use crate::kinds::{Hook, State};
 use crate::plugin::chain::DeliverInfo;
@@ -29,30 +33,68 @@ impl Cx {
     /// Deliver a cached object, answering the client's conditionals (304/412)
     /// and byte ranges (206/416) from it. `reader`, when given, is a reader
     /// of its body made earlier (the first client of a filling object).
+    ///
+    /// An object stored compressed is sent as stored to a client that
+    /// accepts gzip (with `Content-Encoding: gzip` and the tag from
+    /// [`cs::coded_etag`]) and decompressed for the others (with the
+    /// backend's tag); both get `Vary: Accept-Encoding`. Conditionals and
+    /// ranges apply to the representation the client gets.
     pub async fn deliver_object(
         &mut self,
         o: &Arc<Object>,
         state: State,
         reader: Option<ProxyBody>,
     ) -> Answer {
+        if let Some(p) = &o.partial {
+            return self.deliver_piece(o, p, state).await;
+        }
         let mut headers = o.headers.clone();
         let age = o.age();
         headers.insert(header::AGE, cs::age_header_value(age));
         let head = self.rs.method == Method::HEAD;
         let mut status = o.status;
-        // The host frames what it sends: a complete body's length is known.
         let complete = o.body.complete_len();
-        if let Some(len) = complete
-            && o.status != StatusCode::NO_CONTENT
-        {
-            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        // The length of what this client gets, when known, and whether it
+        // gets the stored bytes as they are.
+        let (len, decode) = match &o.gzip {
+            None => (complete.or_else(|| content_length(&o.headers)), None),
+            Some(g) => {
+                cs::vary_accept_encoding(&mut headers);
+                if cs::accepts_gzip(&self.rs.headers) {
+                    headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+                    match headers
+                        .get(header::ETAG)
+                        .and_then(|t| cs::coded_etag(t, "gzip"))
+                    {
+                        Some(t) => headers.insert(header::ETAG, t),
+                        None => headers.remove(header::ETAG),
+                    };
+                    (complete, None)
+                } else {
+                    (g.identity_len(), Some(g.clone()))
+                }
+            }
+        };
+        // The host frames what it sends.
+        match len {
+            Some(len) if o.status != StatusCode::NO_CONTENT => {
+                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+            }
+            _ => {
+                headers.remove(header::CONTENT_LENGTH);
+            }
         }
         let mut body = match reader {
             _ if head => empty(),
             Some(r) => r,
             None => o.body.reader(),
         };
-        match cs::evaluate_conditionals(&self.rs.method, &self.rs.headers, o.status, &o.headers) {
+        if let Some(g) = &decode
+            && !head
+        {
+            body = Gunzip::new(body, g.clone()).boxed_unsync();
+        }
+        match cs::evaluate_conditionals(&self.rs.method, &self.rs.headers, o.status, &headers) {
             cs::Conditional::NotModified => {
                 status = StatusCode::NOT_MODIFIED;
                 body = empty();
@@ -71,22 +113,25 @@ impl Cx {
             }
             cs::Conditional::None => {
                 if o.status == StatusCode::OK && self.rs.method == Method::GET {
-                    if let Some(len) = complete {
-                        let d = cs::range(&self.rs.headers, len, &o.headers);
+                    if let Some(len) = len {
+                        let d = cs::range(&self.rs.headers, len, &headers);
                         if let Some(cr) = d.content_range(len) {
                             headers.insert(header::CONTENT_RANGE, cr);
                         }
                         match d {
                             cs::RangeDecision::Full => {}
                             cs::RangeDecision::Partial { start, end } => {
-                                if let Some(part) = o.body.slice(start, end) {
-                                    status = StatusCode::PARTIAL_CONTENT;
-                                    headers.insert(
-                                        header::CONTENT_LENGTH,
-                                        HeaderValue::from(end - start + 1),
-                                    );
-                                    body = BodyBuf::of_chunks(part);
-                                }
+                                status = StatusCode::PARTIAL_CONTENT;
+                                headers.insert(
+                                    header::CONTENT_LENGTH,
+                                    HeaderValue::from(end - start + 1),
+                                );
+                                // A complete body stored as sent is sliced in
+                                // place; a filling or decompressed one streams.
+                                body = match o.body.slice(start, end) {
+                                    Some(part) if decode.is_none() => BodyBuf::of_chunks(part),
+                                    _ => Slice::new(body, start, end - start + 1).boxed_unsync(),
+                                };
                             }
                             cs::RangeDecision::Unsatisfiable => {
                                 status = StatusCode::RANGE_NOT_SATISFIABLE;
@@ -99,6 +144,61 @@ impl Cx {
                 }
             }
         }
+        if decode.is_some() && !head && status.is_success() {
+            self.shared.metrics.decompressions.inc();
+        }
+        self.deliver(Delivery {
+            status,
+            headers,
+            body,
+            state,
+            hits: o.hits.load(std::sync::atomic::Ordering::Relaxed),
+            age: age.as_secs(),
+        })
+        .await
+    }
+
+    /// Answer a range from a stored partial object; the lookup made sure
+    /// it covers the request's range ([`piece_covers`]).
+    async fn deliver_piece(&mut self, o: &Arc<Object>, p: &Pieces, state: State) -> Answer {
+        let mut headers = o.headers.clone();
+        let age = o.age();
+        headers.insert(header::AGE, cs::age_header_value(age));
+        headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        let (status, body) = match cs::evaluate_conditionals(
+            &self.rs.method,
+            &self.rs.headers,
+            StatusCode::OK,
+            &headers,
+        ) {
+            cs::Conditional::NotModified => (StatusCode::NOT_MODIFIED, empty()),
+            cs::Conditional::PreconditionFailed => {
+                headers = text_headers();
+                (StatusCode::PRECONDITION_FAILED, empty())
+            }
+            cs::Conditional::None => {
+                let d = cs::range(&self.rs.headers, p.total(), &headers);
+                match (d, d.content_range(p.total())) {
+                    (cs::RangeDecision::Partial { start, end }, Some(cr)) => {
+                        match p.covers(start, end) {
+                            Some(part) => {
+                                headers.insert(header::CONTENT_RANGE, cr);
+                                headers
+                                    .insert(header::CONTENT_LENGTH, HeaderValue::from(part.len()));
+                                (StatusCode::PARTIAL_CONTENT, full(part))
+                            }
+                            None => return self.default_error().await,
+                        }
+                    }
+                    (cs::RangeDecision::Unsatisfiable, Some(cr)) => {
+                        headers.insert(header::CONTENT_RANGE, cr);
+                        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(0));
+                        (StatusCode::RANGE_NOT_SATISFIABLE, empty())
+                    }
+                    _ => return self.default_error().await,
+                }
+            }
+        };
         self.deliver(Delivery {
             status,
             headers,
@@ -182,5 +282,28 @@ impl Cx {
         *r.status_mut() = resp.status;
         *r.headers_mut() = resp.headers;
         Answer::new(r, state)
+    }
+}
+
+/// A stored `Content-Length` (the backend's, while the body still fills).
+fn content_length(h: &HeaderMap) -> Option<u64> {
+    h.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+}
+
+/// Whether a stored partial object answers this request by itself: a GET
+/// whose single range (after `If-Range`) lies within one stored piece, or
+/// is unsatisfiable. Anything else (no range, HEAD, bytes not held) is
+/// fetched.
+pub(super) fn piece_covers(o: &Object, req: &HeaderMap) -> bool {
+    let Some(p) = &o.partial else {
+        return true;
+    };
+    if req.get(header::RANGE).is_none() {
+        return false;
+    }
+    match cs::range(req, p.total(), &o.headers) {
+        cs::RangeDecision::Partial { start, end } => p.covers(start, end).is_some(),
+        cs::RangeDecision::Unsatisfiable => true,
+        cs::RangeDecision::Full => false,
     }
 }

@@ -136,7 +136,7 @@ impl Cx {
                         status: o.status,
                         headers: merged,
                     };
-                    Some(o.body.clone())
+                    Some((o.body.clone(), o.gzip.clone()))
                 }
                 _ => None,
             };
@@ -168,7 +168,7 @@ impl Cx {
                 BerespDecision::Proposal(proposal)
             };
             let body = match revalidated {
-                Some(buf) => Source::Stored(buf),
+                Some((buf, gzip)) => Source::Stored(buf, gzip),
                 None => Source::Backend(TimeoutBody::new(
                     incoming,
                     be.cfg.timeouts.between_bytes,
@@ -227,7 +227,13 @@ impl Cx {
             headers.insert(header::HOST, v);
         }
         if lookup {
-            // The cache fetches whole objects and answers conditionals and ranges itself.
+            // The cache fetches whole objects and answers conditionals and
+            // ranges itself; with `[cache] partial` it asks for the range.
+            // A stale complete copy is revalidated whole instead.
+            let ranged = self.generation.config.cache.partial.enabled
+                && self.rs.method == Method::GET
+                && headers.contains_key(header::RANGE)
+                && stale.is_none_or(|o| o.partial.is_some() || o.hfm);
             for h in [
                 header::IF_NONE_MATCH,
                 header::IF_MODIFIED_SINCE,
@@ -236,7 +242,19 @@ impl Cx {
                 header::IF_MATCH,
                 header::IF_UNMODIFIED_SINCE,
             ] {
-                headers.remove(h);
+                if !(ranged && h == header::RANGE) {
+                    headers.remove(h);
+                }
+            }
+            // The range of the pieces stored, or the whole changed object.
+            if ranged
+                && let Some(o) = self
+                    .shared
+                    .cache
+                    .partial_variant(self.key(), &self.rs.headers)
+                && let Some(tag) = o.headers.get(header::ETAG)
+            {
+                headers.insert(header::IF_RANGE, tag.clone());
             }
             // Revalidate a stale copy instead of fetching it again.
             if let Some(o) = stale.filter(|o| !o.hfm && o.status == StatusCode::OK) {

@@ -4,8 +4,11 @@
 
 use lacquer_cache_semantics as cs;
 
+use http::Method;
+
+use super::deliver::piece_covers;
 use super::{AfterError, Answer, Cx, Mode};
-use crate::cache::{Lookup, Outcome};
+use crate::cache::{Lookup, Object, Outcome};
 use crate::kinds::{FetchFailure, State};
 
 /// How many times a request waits for another's fetch before fetching itself.
@@ -29,7 +32,23 @@ impl Cx {
                 }
                 return self.gateway_timeout().await;
             }
+            // A stored partial object answers only the ranges it holds;
+            // anything else is fetched (and the new piece combined with it).
+            let partial_miss = |o: &Object| {
+                o.partial.is_some()
+                    && (self.rs.method != Method::GET || !piece_covers(o, &self.rs.headers))
+            };
             match found {
+                Lookup::Hit(o) if partial_miss(&o) => {
+                    return self.fetch(Mode::HitForMiss(key), None).await;
+                }
+                Lookup::Stale { obj, refresh } if partial_miss(&obj) => {
+                    let mode = refresh.map_or(Mode::HitForMiss(key), Mode::Miss);
+                    return self.fetch(mode, None).await;
+                }
+                Lookup::Miss { guard, stale } if stale.as_deref().is_some_and(partial_miss) => {
+                    return self.fetch(Mode::Miss(guard), None).await;
+                }
                 Lookup::Hit(o) => return self.deliver_object(&o, State::Hit, None).await,
                 Lookup::Stale { obj, refresh } => {
                     if let Some(guard) = refresh {

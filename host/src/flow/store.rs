@@ -17,6 +17,8 @@ use super::{Answer, Cx, Delivery, Mode};
 use crate::backend::Backend;
 use crate::body::{BetweenBytesTimeout, TimeoutBody, empty};
 use crate::cache::body::BodyBuf;
+use crate::cache::gzip::{Encoder, Gunzip, Gzipped};
+use crate::cache::partial::Pieces;
 use crate::cache::policy::{self, Facts, VaryKey};
 use crate::cache::{NewObject, Object, Outcome};
 use crate::kinds::{FetchFailure, FetchKind, Proposal, State, Storage};
@@ -27,8 +29,9 @@ use crate::state::Shared;
 pub(super) enum Source {
     /// The backend, still streaming.
     Backend(TimeoutBody<Incoming>),
-    /// A stored object's body (after a 304 revalidated it).
-    Stored(Arc<BodyBuf>),
+    /// A stored object's body (after a 304 revalidated it), and whether
+    /// the cache stored it compressed.
+    Stored(Arc<BodyBuf>, Option<Arc<Gzipped>>),
 }
 
 impl Cx {
@@ -37,10 +40,16 @@ impl Cx {
         mut mode: Mode,
         be: &Backend,
         mut resp: RespState,
-        body: Source,
+        mut body: Source,
         p: Proposal,
         facts: Facts,
     ) -> Answer {
+        if let Source::Backend(b) = body {
+            if let Some(cr) = self.storable_piece(&mode, &resp, &p) {
+                return self.store_piece(mode, be, resp, b, cr, p, facts).await;
+            }
+            body = Source::Backend(b);
+        }
         let cfg = &self.generation.config.cache;
         let length = resp
             .headers
@@ -59,10 +68,24 @@ impl Cx {
                 let opts = policy::options(cfg);
                 cs::remove_unstorable_fields(&mut resp.headers, &opts);
                 cs::ensure_date(&mut resp.headers, SystemTime::now());
-                let (buf, backend_body) = match body {
-                    Source::Stored(buf) => (buf, None),
-                    Source::Backend(b) => (BodyBuf::filling(), Some(b)),
+                // Compress what the backend sent uncompressed (a revalidated
+                // body keeps the coding it was stored with).
+                let compress =
+                    matches!(body, Source::Backend(_)) && self.compressible(&resp, length);
+                let (buf, backend_body, gzip) = match body {
+                    Source::Stored(buf, gzip) => (buf, None, gzip),
+                    Source::Backend(b) => {
+                        let gzip = compress.then(|| Gzipped::new(length));
+                        (BodyBuf::filling(), Some(b), gzip)
+                    }
                 };
+                if gzip.is_some() {
+                    // Its length is the compressed one, known when it completes.
+                    resp.headers.remove(header::CONTENT_LENGTH);
+                }
+                if compress {
+                    self.shared.metrics.compressed_objects.inc();
+                }
                 let obj = cache.insert(
                     key,
                     NewObject {
@@ -87,6 +110,8 @@ impl Cx {
                             .path_and_query()
                             .map_or("/", |p| p.as_str())
                             .into(),
+                        gzip,
+                        partial: None,
                     },
                 );
                 mode.resolve(Outcome::Stored);
@@ -100,6 +125,7 @@ impl Cx {
                         obj.clone(),
                         body,
                         FillCx {
+                            gzip: obj.gzip.as_ref().map(|_| Encoder::new(cfg.compress.level)),
                             max: cfg.max_object(),
                             req: self.rs.id.clone(),
                             method: self.rs.method.clone(),
@@ -131,11 +157,15 @@ impl Cx {
                 }
                 let body = match body {
                     _ if self.rs.method == Method::HEAD => empty(),
-                    Source::Stored(buf) => buf.reader(),
+                    Source::Stored(buf, None) => buf.reader(),
+                    Source::Stored(buf, Some(gzip)) => {
+                        Gunzip::new(buf.reader(), gzip).boxed_unsync()
+                    }
                     Source::Backend(b) => Watched {
                         inner: b,
                         shared: self.shared.clone(),
                         f: FillCx {
+                            gzip: None,
                             max: 0,
                             req: self.rs.id.clone(),
                             method: self.rs.method.clone(),
@@ -161,6 +191,172 @@ impl Cx {
     }
 }
 
+impl Cx {
+    /// The range a backend's `206` holds, when it is stored as a piece
+    /// (`[cache] partial`): cacheable, single-part with a known complete
+    /// length, within `max_object_size`, with a strong `ETag`.
+    fn storable_piece(
+        &self,
+        mode: &Mode,
+        resp: &RespState,
+        p: &Proposal,
+    ) -> Option<cs::ContentRange> {
+        let cfg = &self.generation.config.cache;
+        if !(cfg.partial.enabled
+            && resp.status == StatusCode::PARTIAL_CONTENT
+            && p.storage == Storage::Cache
+            && mode.key().is_some()
+            && cs::has_strong_etag(&resp.headers))
+        {
+            return None;
+        }
+        cs::stored_content_range(&resp.headers).filter(|cr| cr.len() <= cfg.max_object())
+    }
+
+    /// Store a backend's `206` (RFC 9111 §3.3): its body is read whole
+    /// (it is at most `max_object_size`), combined with the stored pieces
+    /// of the same representation (§3.4: same strong `ETag`, same length),
+    /// and stored as a complete 200 once every byte is there.
+    #[allow(clippy::too_many_arguments)]
+    async fn store_piece(
+        &mut self,
+        mut mode: Mode,
+        be: &Backend,
+        mut resp: RespState,
+        mut body: TimeoutBody<Incoming>,
+        cr: cs::ContentRange,
+        p: Proposal,
+        facts: Facts,
+    ) -> Answer {
+        let Some(key) = mode.key() else {
+            return self.default_error().await;
+        };
+        let start = Instant::now();
+        let mut data = bytes::BytesMut::new();
+        let failure = loop {
+            match body.frame().await {
+                None if data.len() as u64 == cr.len() => break None,
+                None => break Some(format!("{} of {} range bytes", data.len(), cr.len())),
+                Some(Ok(frame)) => {
+                    if let Ok(d) = frame.into_data() {
+                        if data.len() as u64 + d.len() as u64 > cr.len() {
+                            break Some(format!("more than the {} range bytes", cr.len()));
+                        }
+                        data.extend_from_slice(&d);
+                    }
+                }
+                Some(Err(e)) => {
+                    let f = FillCx {
+                        gzip: None,
+                        max: 0,
+                        req: self.rs.id.clone(),
+                        method: self.rs.method.clone(),
+                        uri: self.rs.uri.clone(),
+                        backend: be.name.clone(),
+                    };
+                    body_failed(&self.shared, &f, start.elapsed(), data.len() as u64, &*e);
+                    break Some(e.to_string());
+                }
+            }
+        };
+        if let Some(detail) = failure {
+            mode.resolve(Outcome::Uncacheable);
+            let kind = FetchKind::ProtocolError;
+            self.shared.metrics.fetch_failure(&be.name, kind.as_str());
+            tracing::warn!(
+                req = &*self.rs.id,
+                backend = %be.name,
+                "206 not stored: its body does not match its Content-Range: {detail}"
+            );
+            self.failure = Some(FetchFailure {
+                kind,
+                backend: be.name.to_string(),
+                attempt: 1,
+                elapsed: start.elapsed(),
+                detail: format!("206 body does not match its Content-Range: {detail}"),
+            });
+            return self.default_error().await;
+        }
+        let data = data.freeze();
+        let cfg = &self.generation.config.cache;
+        let opts = policy::options(cfg);
+        cs::remove_unstorable_fields(&mut resp.headers, &opts);
+        cs::ensure_date(&mut resp.headers, SystemTime::now());
+        let cache = &self.shared.cache;
+        let stored = cache.partial_variant(key, &self.rs.headers).and_then(|o| {
+            let p = o.partial.as_ref()?;
+            (p.total() == cr.complete_len && cs::combinable(&o.headers, &resp.headers))
+                .then(|| p.with(cr.start, data.clone()))
+        });
+        // Bounded: past max_pieces (or max_object_size held), this piece replaces them.
+        let pieces = stored
+            .filter(|p| p.count() <= cfg.partial.max_pieces && p.bytes() <= cfg.max_object())
+            .unwrap_or_else(|| Pieces::new(cr.complete_len, cr.start, data));
+        let as_sent = resp.headers.clone();
+        for h in [header::CONTENT_RANGE, header::CONTENT_LENGTH] {
+            resp.headers.remove(h);
+        }
+        let (status, buf, partial) = match pieces.complete() {
+            Some(whole) => (StatusCode::OK, BodyBuf::complete(whole), None),
+            None => (
+                StatusCode::PARTIAL_CONTENT,
+                BodyBuf::complete(Bytes::new()),
+                Some(Arc::new(pieces)),
+            ),
+        };
+        let obj = cache.insert(
+            key,
+            NewObject {
+                status,
+                headers: resp.headers,
+                body: buf,
+                initial_age: facts.initial_age,
+                ttl: p.ttl,
+                grace: p.grace,
+                keep: p.keep,
+                hfm: false,
+                vary: facts
+                    .vary
+                    .map(|names| VaryKey::new(names, &self.rs.headers)),
+                must_revalidate: facts.must_revalidate,
+                no_cache: facts.no_cache,
+                stale_if_error: facts.stale_if_error,
+                host: self.rs.host.as_str().into(),
+                url: self
+                    .rs
+                    .uri
+                    .path_and_query()
+                    .map_or("/", |p| p.as_str())
+                    .into(),
+                gzip: None,
+                partial,
+            },
+        );
+        mode.resolve(Outcome::Stored);
+        if self.background {
+            return Answer::new(Response::new(empty()), State::Miss);
+        }
+        if obj.partial.is_none() || super::deliver::piece_covers(&obj, &self.rs.headers) {
+            return self.deliver_object(&obj, State::Miss, None).await;
+        }
+        // The backend sent another range than asked: pass it on as it came.
+        let body = obj
+            .partial
+            .as_ref()
+            .and_then(|p| p.covers(cr.start, cr.end))
+            .map_or_else(empty, crate::body::full);
+        self.deliver(Delivery {
+            status: StatusCode::PARTIAL_CONTENT,
+            headers: as_sent,
+            body,
+            state: State::Miss,
+            hits: 0,
+            age: 0,
+        })
+        .await
+    }
+}
+
 fn hit_for_miss(ttl: Duration, host: &str, uri: &http::Uri) -> NewObject {
     NewObject {
         status: StatusCode::OK,
@@ -177,6 +373,8 @@ fn hit_for_miss(ttl: Duration, host: &str, uri: &http::Uri) -> NewObject {
         stale_if_error: Duration::ZERO,
         host: host.into(),
         url: uri.path_and_query().map_or("/", |p| p.as_str()).into(),
+        gzip: None,
+        partial: None,
     }
 }
 
@@ -184,14 +382,46 @@ fn hit_for_miss(ttl: Duration, host: &str, uri: &http::Uri) -> NewObject {
 /// twice that counting chunk overhead) the object leaves the cache and the
 /// rest only streams to the clients already reading it, no faster than the
 /// slowest; with none left, the backend is no longer read. A failed body
-/// drops the object.
-async fn fill(shared: Arc<Shared>, obj: Arc<Object>, mut body: TimeoutBody<Incoming>, f: FillCx) {
+/// drops the object. With an encoder the object's body is the backend's
+/// compressed; `max` still counts the backend's (identity) bytes.
+async fn fill(
+    shared: Arc<Shared>,
+    obj: Arc<Object>,
+    mut body: TimeoutBody<Incoming>,
+    mut f: FillCx,
+) {
     let start = Instant::now();
-    let (mut data_len, mut cost) = (0u64, 0u64);
+    let (mut data_len, mut cost, mut stored) = (0u64, 0u64, 0u64);
     let mut kept = true;
     loop {
-        match body.frame().await {
+        let data = match body.frame().await {
             None => {
+                let tail = match f.gzip.take().map(Encoder::finish) {
+                    Some(Ok(tail)) => tail,
+                    Some(Err(e)) => {
+                        compress_failed(&shared, &obj, &f, &e);
+                        return;
+                    }
+                    None => Bytes::new(),
+                };
+                if !tail.is_empty() {
+                    stored += tail.len() as u64;
+                    match obj.body.push(tail).await {
+                        Some(c) if kept => shared.cache.grow(&obj, c),
+                        Some(_) => {}
+                        None => {
+                            obj.body.fail();
+                            return;
+                        }
+                    }
+                }
+                if let Some(g) = &obj.gzip {
+                    g.set_identity_len(data_len);
+                    shared
+                        .metrics
+                        .compression_saved_bytes
+                        .inc_by(data_len.saturating_sub(stored));
+                }
                 obj.body.finish();
                 return;
             }
@@ -199,32 +429,7 @@ async fn fill(shared: Arc<Shared>, obj: Arc<Object>, mut body: TimeoutBody<Incom
                 let Ok(data) = frame.into_data() else {
                     continue;
                 };
-                data_len += data.len() as u64;
-                let chunk_cost = (data.len() + crate::cache::body::CHUNK_OVERHEAD) as u64;
-                if kept && (data_len > f.max || cost + chunk_cost > 2 * f.max) {
-                    kept = false;
-                    shared.cache.remove(&obj);
-                    shared.metrics.cache_too_large.inc();
-                    obj.body.overflow();
-                    tracing::info!(
-                        req = &*f.req,
-                        "object exceeds max_object_size ({} bytes): not cached, streaming through",
-                        f.max
-                    );
-                }
-                match obj.body.push(data).await {
-                    Some(c) => {
-                        cost += c as u64;
-                        if kept {
-                            shared.cache.grow(&obj, c);
-                        }
-                    }
-                    None => {
-                        // Not cached and nobody reads it any more.
-                        obj.body.fail();
-                        return;
-                    }
-                }
+                data
             }
             Some(Err(e)) => {
                 obj.body.fail();
@@ -232,7 +437,74 @@ async fn fill(shared: Arc<Shared>, obj: Arc<Object>, mut body: TimeoutBody<Incom
                 body_failed(&shared, &f, start.elapsed(), data_len, &*e);
                 return;
             }
+        };
+        data_len += data.len() as u64;
+        let data = match &mut f.gzip {
+            None => data,
+            Some(enc) => match enc.push(&data) {
+                Ok(out) => out,
+                Err(e) => {
+                    compress_failed(&shared, &obj, &f, &e);
+                    return;
+                }
+            },
+        };
+        if data.is_empty() {
+            continue;
         }
+        stored += data.len() as u64;
+        let chunk_cost = (data.len() + crate::cache::body::CHUNK_OVERHEAD) as u64;
+        if kept && (data_len > f.max || cost + chunk_cost > 2 * f.max) {
+            kept = false;
+            shared.cache.remove(&obj);
+            shared.metrics.cache_too_large.inc();
+            obj.body.overflow();
+            tracing::info!(
+                req = &*f.req,
+                "object exceeds max_object_size ({} bytes): not cached, streaming through",
+                f.max
+            );
+        }
+        match obj.body.push(data).await {
+            Some(c) => {
+                cost += c as u64;
+                if kept {
+                    shared.cache.grow(&obj, c);
+                }
+            }
+            None => {
+                // Not cached and nobody reads it any more.
+                obj.body.fail();
+                return;
+            }
+        }
+    }
+}
+
+/// The encoder failed (it writes to memory, so this should not happen):
+/// the object is dropped and its readers get an error.
+fn compress_failed(shared: &Shared, obj: &Arc<Object>, f: &FillCx, e: &std::io::Error) {
+    obj.body.fail();
+    shared.cache.remove(obj);
+    tracing::warn!(req = &*f.req, "compressing a stored object failed: {e}");
+}
+
+impl Cx {
+    /// Whether a response about to be stored is compressed (`[cache]
+    /// compress`): a 200 the backend sent uncompressed (and without
+    /// `no-transform`), of a listed type, not known to be under `min_size`,
+    /// for a GET.
+    fn compressible(&self, resp: &RespState, length: Option<u64>) -> bool {
+        let c = &self.generation.config.cache.compress;
+        c.enabled
+            && resp.status == StatusCode::OK
+            && self.rs.method == Method::GET
+            && length.is_none_or(|l| l >= c.min_size.0)
+            && cs::may_compress(&resp.headers)
+            && resp
+                .headers
+                .get(header::CONTENT_TYPE)
+                .is_some_and(|t| c.compressible(t.as_bytes()))
     }
 }
 
@@ -322,6 +594,8 @@ impl http_body::Body for Watched {
 
 /// What a fill task needs to know of its request.
 struct FillCx {
+    /// Set when the object is stored compressed.
+    gzip: Option<Encoder>,
     max: u64,
     req: Arc<str>,
     /// Method and URL, for `/fetch-errors`.
