@@ -54,6 +54,8 @@ pub struct Config {
     pub directors: Vec<DirectorConfig>,
     /// Plugins, resolved.
     pub plugins: Vec<PluginConfig>,
+    /// `[cluster]`, checked; none for a node alone.
+    pub cluster: Option<super::ClusterConfig>,
 }
 
 /// The three timeouts of a fetch.
