@@ -8,6 +8,7 @@
 mod admin;
 mod backends;
 mod caching;
+mod cluster;
 mod examples;
 mod hardening_http;
 mod hardening_plugins;
