@@ -147,9 +147,9 @@ pub async fn start_nodes(
             .map(|p| format!("http://127.0.0.1:{p}"))
             .collect();
         let mut nodes = Vec::new();
-        for i in 0..n {
+        for (i, port) in ports.iter().enumerate() {
             let toml = node_config(origin, &urls, i, redis, extra) + cluster_extra;
-            match Lacquer::start_at(&toml, &format!("127.0.0.1:{}", ports[i])).await {
+            match Lacquer::start_at(&toml, &format!("127.0.0.1:{port}")).await {
                 Ok(l) => nodes.push(l),
                 Err(e) if e.to_string().contains("cannot listen") => continue 'again,
                 Err(e) => panic!("node {i} starts: {e:#}"),
