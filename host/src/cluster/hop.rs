@@ -22,6 +22,69 @@ use crate::kinds::{Proposal, Storage};
 pub const HOP_HEADER: &str = "x-lacquer-cluster-hop";
 /// Connect timeout to another node.
 const PEER_CONNECT: Duration = Duration::from_secs(1);
+/// Keys remembered as just invalidated; past this every owner fetch
+/// refreshes for the window.
+const MAX_RECENT: usize = 100_000;
+
+/// What this node invalidated lately (its own or applied from the stream).
+/// The owner may not have applied the same invalidation yet: a fetch from
+/// it within the window asks it to refresh (`Cache-Control: no-cache`), so
+/// a copy just purged here does not come back from the owner.
+pub(super) struct Recent {
+    window: Duration,
+    keys: parking_lot::Mutex<std::collections::HashMap<Key, std::time::Instant>>,
+    all_until: parking_lot::Mutex<Option<std::time::Instant>>,
+}
+
+impl Recent {
+    /// The window: three heartbeats and 2 s, time for the owner to apply.
+    pub(super) fn new(cfg: &ClusterConfig) -> Recent {
+        Recent {
+            window: cfg.heartbeat * 3 + Duration::from_secs(2),
+            keys: Default::default(),
+            all_until: Default::default(),
+        }
+    }
+
+    /// Remember an invalidation made or applied here.
+    pub(super) fn note(&self, inv: &crate::cache::Invalidation) {
+        use crate::cache::Invalidation as I;
+        let now = std::time::Instant::now();
+        let until = now + self.window;
+        match inv {
+            I::Purge(k) | I::SoftPurge(k) => {
+                let mut m = self.keys.lock();
+                if m.len() >= MAX_RECENT {
+                    m.retain(|_, t| *t > now);
+                }
+                if m.len() >= MAX_RECENT {
+                    drop(m);
+                    *self.all_until.lock() = Some(until);
+                } else {
+                    m.insert(*k, until);
+                }
+            }
+            I::Ban { .. } | I::Clear => *self.all_until.lock() = Some(until),
+        }
+    }
+
+    /// Whether a fetch of `key` from its owner must ask for a refresh.
+    fn refresh(&self, key: Key) -> bool {
+        let now = std::time::Instant::now();
+        if self.all_until.lock().is_some_and(|t| t > now) {
+            return true;
+        }
+        let mut m = self.keys.lock();
+        match m.get(&key) {
+            Some(t) if *t > now => true,
+            Some(_) => {
+                m.remove(&key);
+                false
+            }
+            None => false,
+        }
+    }
+}
 
 /// The other nodes as backends (none at this node's index).
 pub(super) struct Peers {
@@ -91,9 +154,17 @@ impl Cluster {
         self.hop.backends[self.owner(key)?].clone()
     }
 
-    /// The hop header's value.
-    pub fn hop_value(&self) -> HeaderValue {
-        self.hop.secret.clone()
+    /// Make `headers` those of a fetch of `key` from its owner: the hop
+    /// header, and `Cache-Control: no-cache` when this node invalidated the
+    /// key lately (the owner may not have yet).
+    pub fn hop_headers(&self, key: Key, headers: &mut HeaderMap) {
+        headers.insert(HOP_HEADER, self.hop.secret.clone());
+        if self.inner.recent.refresh(key) {
+            headers.insert(
+                http::header::CACHE_CONTROL,
+                HeaderValue::from_static("no-cache"),
+            );
+        }
     }
 
     /// Count a fetch from the owner; a failed one is a fallback to the origin.

@@ -68,6 +68,8 @@ struct Inner {
     wake_publisher: Notify,
     /// The id of the last stream entry applied (or skipped as our own).
     last_id: Mutex<Option<String>>,
+    /// Keys invalidated here lately.
+    recent: hop::Recent,
 }
 
 impl Inner {
@@ -111,6 +113,7 @@ impl Cluster {
         let nodes = vec![NodeState::default(); cfg.nodes.len()];
         let incarnation = format!("{}#{:08x}", cfg.self_url(), rand::random::<u32>());
         let hop = hop::Peers::new(&cfg);
+        let recent = hop::Recent::new(&cfg);
         let inner = Arc::new(Inner {
             cfg,
             cache: cache.clone(),
@@ -123,6 +126,7 @@ impl Cluster {
             pending: Mutex::new(VecDeque::new()),
             wake_publisher: Notify::new(),
             last_id: Mutex::new(None),
+            recent,
         });
         let (stop, stop_rx) = watch::channel(false);
         let (htx, hrx) = std::sync::mpsc::channel();
@@ -229,6 +233,7 @@ struct Sink(Arc<Inner>);
 
 impl InvalidationSink for Sink {
     fn publish(&self, inv: Invalidation) {
+        self.0.recent.note(&inv);
         let mut q = self.0.pending.lock();
         if q.len() >= MAX_PENDING {
             // The others cannot get every one: they drop their caches.

@@ -154,6 +154,7 @@ pub(super) async fn reader(inner: Arc<Inner>) {
             match tail(&inner, c, &stream).await {
                 Ok(id) => {
                     if inner.cache.objects() > 0 {
+                        inner.recent.note(&Invalidation::Clear);
                         let n = inner.cache.clear();
                         inner.metrics.cache_drops.inc();
                         tracing::warn!(
@@ -208,6 +209,7 @@ pub(super) async fn reader(inner: Arc<Inner>) {
         for e in read.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids) {
             let own = e.get::<String>("node").as_deref() == Some(inner.incarnation.as_str());
             if !own && let Some(inv) = parse(&e) {
+                inner.recent.note(&inv);
                 if let Err(why) = inner.cache.apply(&inv) {
                     tracing::warn!(id = %e.id, "cluster: invalidation not applied: {why}");
                 }

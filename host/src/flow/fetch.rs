@@ -261,7 +261,7 @@ impl Cx {
             && let Some(peer) = c.peer_for(self.key(), &self.rs.headers)
         {
             let mut hop = headers.clone();
-            hop.insert(crate::cluster::HOP_HEADER, c.hop_value());
+            c.hop_headers(self.key(), &mut hop);
             let mut req = Request::new(empty());
             *req.uri_mut() = self.rs.uri.clone();
             *req.headers_mut() = hop;

@@ -99,3 +99,30 @@ async fn a_ban_fans_out() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_purge_reaches_the_owner_and_every_local_copy() {
+    let redis = Redis::start().await;
+    let origin = versioned().await;
+    let nodes = start_nodes(3, &origin.url(), &redis.url(), "", "local_ttl = \"1h\"\n").await;
+    wait_formed(&nodes, 3).await;
+    for k in 0..10 {
+        let path = format!("/s{k}");
+        let old = get(&nodes[0], &path).await.text();
+        for (i, l) in nodes.iter().enumerate() {
+            assert_eq!(get(l, &path).await.text(), old, "node {i} has a copy");
+        }
+        let p = nodes[k % 3]
+            .request("PURGE", &path, &[("host", "site.example")], "")
+            .await;
+        assert_eq!(p.status, 200);
+        for (i, l) in nodes.iter().enumerate() {
+            wait_until(
+                Duration::from_secs(10),
+                &format!("node {i} drops {path}"),
+                || async { get(l, &path).await.text() != old },
+            )
+            .await;
+        }
+    }
+}
