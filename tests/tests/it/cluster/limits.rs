@@ -41,3 +41,43 @@ async fn a_rate_limit_is_shared_by_the_nodes() {
     let buckets = redis.cli(&["--scan", "--pattern", "lacquer:bucket:rate-limit:*"]);
     assert!(!buckets.is_empty(), "the bucket is in Redis");
 }
+
+#[tokio::test]
+async fn counters_are_shared_and_kv_only_with_shared_kv() {
+    let redis = Redis::start().await;
+    let origin = lacquer_tests::Origin::start(|_| lacquer_tests::Reply::ok("origin")).await;
+    let plugins = |shared: bool| {
+        format!(
+            "[[plugins]]\nname = \"kv\"\npath = \"{}\"\nshared_kv = {shared}\n",
+            lacquer_tests::guests::KV
+        )
+    };
+    for shared in [true, false] {
+        let nodes = start_nodes(2, &origin.url(), &redis.url(), &plugins(shared), "").await;
+        wait_formed(&nodes, 2).await;
+        let a = get(&nodes[0], "/count").await.text();
+        let b = get(&nodes[1], "/count").await.text();
+        let first: i64 = a.trim().parse().unwrap();
+        assert_eq!(
+            b.trim().parse::<i64>().unwrap(),
+            first + 1,
+            "one counter for both nodes (shared_kv = {shared})"
+        );
+        let key = format!("k-{shared}");
+        let set = get(&nodes[0], &format!("/kv/{key}?set=hello")).await;
+        assert_eq!(set.status, 204, "{}", set.text());
+        let got = get(&nodes[1], &format!("/kv/{key}")).await;
+        if shared {
+            assert_eq!(
+                (got.status, got.text().as_str()),
+                (200, "hello"),
+                "shared kv"
+            );
+        } else {
+            assert_eq!(got.status, 404, "kv stays on its node without shared_kv");
+        }
+        for l in &nodes {
+            assert_eq!(fallbacks(l, "limits").await + fallbacks(l, "kv").await, 0.0);
+        }
+    }
+}

@@ -124,7 +124,7 @@ pub fn node_config(origin: &str, nodes: &[String], me: usize, redis: &str, extra
         "[admin]\nlisten = \"127.0.0.1:0\"\n\
 [[backends]]\nname = \"app\"\nurl = \"{origin}\"\n\
 {extra}\n\
-[cluster]\nnodes = [{}]\nself = \"{}\"\nredis = \"{redis}\"\nsecret = \"{SECRET}\"\nheartbeat = \"100ms\"\n",
+[cluster]\nnodes = [{}]\nself = \"{}\"\nredis = \"{redis}\"\nsecret = \"{SECRET}\"\n",
         list.join(", "),
         nodes[me],
     )
@@ -148,7 +148,10 @@ pub async fn start_nodes(
             .collect();
         let mut nodes = Vec::new();
         for (i, port) in ports.iter().enumerate() {
-            let toml = node_config(origin, &urls, i, redis, extra) + cluster_extra;
+            let mut toml = node_config(origin, &urls, i, redis, extra) + cluster_extra;
+            if !cluster_extra.contains("heartbeat") {
+                toml += "heartbeat = \"100ms\"\n";
+            }
             match Lacquer::start_at(&toml, &format!("127.0.0.1:{port}")).await {
                 Ok(l) => nodes.push(l),
                 Err(e) if e.to_string().contains("cannot listen") => continue 'again,

@@ -108,7 +108,8 @@ async fn an_owner_that_does_not_answer_is_a_fetch_failure_with_failover_to_the_o
         "PX",
         "600000",
     ]);
-    let toml = node_config(&origin.url(), &nodes_list, 0, &redis.url(), "");
+    let toml =
+        node_config(&origin.url(), &nodes_list, 0, &redis.url(), "") + "heartbeat = \"100ms\"\n";
     let l = Lacquer::start_at(&toml, me.trim_start_matches("http://"))
         .await
         .expect("node starts");
