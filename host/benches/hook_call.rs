@@ -49,6 +49,8 @@ async fn chain(plugins: &str) -> Chain {
             backends: backends.clone(),
             cache: cache.clone(),
             log: LogBudget::new(pm.log_dropped.clone()),
+            cluster: None,
+            shared_kv: false,
         });
         loaded.push(Arc::new(
             LoadedPlugin::load(p, &bytes, env, u64::MAX, None, pm)

@@ -10,6 +10,7 @@
 //! - [`cache`]: the store, coalescing, eviction, RFC 9111 decisions.
 //! - [`backend`]: clients, timeouts, health, circuit breaker, directors.
 //! - [`plugin`]: the wasmtime runtime and the hook chain.
+//! - [`cluster`]: nodes sharing a Redis: sharding, invalidations, limits.
 //! - [`metrics`]: metric names and the Prometheus registry.
 
 #![deny(missing_docs)]
@@ -21,6 +22,7 @@ pub mod body;
 pub mod bundle;
 pub mod cache;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 mod flow;
 mod follow;

@@ -94,6 +94,22 @@ pub const TLS_HANDSHAKE_FAILURES: &str = "tls_handshake_failures";
 /// `proxy_protocol` listener because they did not begin with a valid PROXY
 /// header (`invalid`, `too-large`, `timeout`, `closed`).
 pub const PROXY_PROTOCOL_REJECTED: &str = "proxy_protocol_rejected";
+/// `lacquer_cluster_nodes_up`: cluster nodes whose heartbeat is recent.
+pub const CLUSTER_NODES_UP: &str = "cluster_nodes_up";
+/// `lacquer_cluster_redis_up`: 1 while the node reaches the cluster's Redis.
+pub const CLUSTER_REDIS_UP: &str = "cluster_redis_up";
+/// `lacquer_cluster_fallbacks_total{what}`: cluster operations answered by
+/// the node alone (`limits`, `kv`, `invalidations`, `owner`).
+pub const CLUSTER_FALLBACKS: &str = "cluster_fallbacks";
+/// `lacquer_cluster_invalidations_total{direction}`: `published` to the
+/// other nodes, `applied` from them.
+pub const CLUSTER_INVALIDATIONS: &str = "cluster_invalidations";
+/// `lacquer_cluster_cache_drops_total`: the cache dropped because
+/// invalidations may have been missed.
+pub const CLUSTER_CACHE_DROPS: &str = "cluster_cache_drops";
+/// `lacquer_cluster_owner_fetches_total{result}`: fetches from a key's
+/// owner node (`ok`, `failed`).
+pub const CLUSTER_OWNER_FETCHES: &str = "cluster_owner_fetches";
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -150,6 +166,8 @@ pub struct Metrics {
     pub access_log_dropped: Counter,
     /// `lacquer_responses_truncated_total`
     pub responses_truncated: Counter,
+    /// `lacquer_cluster_*`
+    pub cluster: crate::cluster::ClusterMetrics,
 }
 
 fn plugin_histogram() -> Histogram {
@@ -229,8 +247,10 @@ impl Metrics {
             response_handles: (100..600).map(|_| std::sync::OnceLock::new()).collect(),
             access_log_dropped: Counter::default(),
             responses_truncated: Counter::default(),
+            cluster: Default::default(),
             registry,
         };
+        m.cluster = crate::cluster::ClusterMetrics::register(&mut m.registry);
         let timeouts = Family::<Labels, Counter>::default();
         m.header_read_timeouts = timeouts
             .get_or_create(&vec![("kind", "header-read".into())])

@@ -41,6 +41,15 @@ impl Server {
         )
         .map_err(ServeError::AccessLog)?;
         let _ = shared.access.set(access);
+        if let Some(c) = &config.cluster {
+            let cluster = crate::cluster::Cluster::start(
+                c.clone(),
+                shared.cache.clone(),
+                shared.metrics.cluster.clone(),
+            )
+            .map_err(ServeError::Cluster)?;
+            let _ = shared.cluster.set(cluster);
+        }
         #[cfg(unix)]
         {
             // SIGUSR1: reopen the access log (after logrotate moved it).
@@ -182,6 +191,9 @@ impl Server {
     /// Stop accepting, let in-flight requests finish (up to the drain timeout).
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
+        if let Some(c) = self.shared.cluster.get() {
+            c.stop();
+        }
         // An open `GET /log` would otherwise hold the drain until its timeout.
         if let Some(a) = self.shared.access.get() {
             a.close_followers();
@@ -196,6 +208,9 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
+        if let Some(c) = self.shared.cluster.get() {
+            c.stop();
+        }
         for t in &self.tasks {
             t.abort();
         }

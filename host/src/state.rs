@@ -37,6 +37,9 @@ pub enum ServeError {
     /// The access log file could not be opened.
     #[error("log.access: cannot open the access log: {0}")]
     AccessLog(std::io::Error),
+    /// The cluster's thread could not be started.
+    #[error("cluster: cannot start: {0}")]
+    Cluster(std::io::Error),
     /// A listener could not be bound.
     #[error("cannot listen on {addr}: {cause}")]
     Bind {
@@ -110,6 +113,8 @@ pub struct Shared {
     pub admin_bound: std::sync::OnceLock<SocketAddr>,
     /// The access log (set once the server starts).
     pub access: std::sync::OnceLock<crate::access::AccessLog>,
+    /// The cluster this node is in (`[cluster]`; set once at start).
+    pub cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
 }
 
 impl Shared {
@@ -146,6 +151,7 @@ impl Shared {
             started: Instant::now(),
             admin_bound: std::sync::OnceLock::new(),
             access: std::sync::OnceLock::new(),
+            cluster: std::sync::OnceLock::new(),
         })
     }
 
@@ -218,6 +224,8 @@ impl Shared {
                 backends: backends.clone(),
                 cache: self.cache.clone(),
                 log: LogBudget::new(metrics.log_dropped.clone()),
+                cluster: self.cluster.get().cloned(),
+                shared_kv: p.section.shared_kv,
             });
             let loaded = LoadedPlugin::load(
                 p,
@@ -298,8 +306,11 @@ impl Shared {
                 if old.config.listen != g.config.listen
                     || old.config.admin_listen != g.config.admin_listen
                     || tls_listen(&old) != tls_listen(&g)
+                    || old.config.cluster.is_some() != g.config.cluster.is_some()
                 {
-                    tracing::warn!("listen addresses changed: they take effect on restart");
+                    tracing::warn!(
+                        "listen addresses or [cluster] changed: they take effect on restart"
+                    );
                 }
                 if g.tls.is_none() && old.tls.is_some() {
                     // The TLS listener stays bound until a restart: it keeps

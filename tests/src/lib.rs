@@ -133,6 +133,13 @@ impl Lacquer {
     /// listen` is forced to 127.0.0.1:0 (`[admin] listen` is the config's:
     /// tests write `127.0.0.1:0`).
     pub async fn start(toml: &str) -> anyhow::Result<Lacquer> {
+        Self::start_at(toml, "127.0.0.1:0").await
+    }
+
+    /// Like [`Lacquer::start`], the client listener forced to `listen`
+    /// instead (nodes of a cluster must know each other's URLs before
+    /// they start).
+    pub async fn start_at(toml: &str, listen: &str) -> anyhow::Result<Lacquer> {
         capture_logs();
         clear_lacquer_env();
         let dir = std::env::temp_dir().join(format!(
@@ -145,7 +152,7 @@ impl Lacquer {
         std::fs::write(&path, toml)?;
         let started = lacquer::Server::start(lacquer::ConfigSource {
             path: Some(path),
-            listen: Some("127.0.0.1:0".into()),
+            listen: Some(listen.into()),
             backend: None,
         })
         .await;

@@ -289,6 +289,7 @@ fn status(shared: &Shared) -> serde_json::Value {
         "backends": b["backends"].take(),
         "directors": b["directors"].take(),
         "default_backend": b["default"].take(),
+        "cluster": shared.cluster.get().map(|c| c.status()),
     })
 }
 

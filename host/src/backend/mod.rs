@@ -59,7 +59,7 @@ pub struct Fetched {
 }
 
 impl Backend {
-    fn new(cfg: &BackendConfig, health: Arc<Health>) -> Self {
+    pub(crate) fn new(cfg: &BackendConfig, health: Arc<Health>) -> Self {
         let conn = match &cfg.socket {
             Some(path) => BackendConnector::unix(path, cfg.timeouts.connect),
             None => BackendConnector::tcp(&cfg.uri, cfg.timeouts.connect, cfg.tls.as_ref()),

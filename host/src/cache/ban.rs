@@ -58,6 +58,11 @@ impl Ban {
         })
     }
 
+    /// The host it applies to (lower case), or none for every host.
+    pub fn host(&self) -> Option<&str> {
+        self.host.as_deref()
+    }
+
     fn hits(&self, host: &str, url: &str, created: Instant) -> bool {
         created <= self.at
             && self.host.as_deref().is_none_or(|h| h == host)

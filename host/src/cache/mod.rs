@@ -44,6 +44,7 @@ pub use self::ban::Ban;
 use self::ban::Bans;
 pub use self::clock::{Clock, SystemClock};
 pub use self::coalesce::{FetchGuard, Outcome};
+pub use self::invalidate::{Invalidation, InvalidationSink};
 pub use self::object::{NewObject, Object};
 use crate::metrics::Metrics;
 
@@ -113,6 +114,8 @@ pub struct Cache {
     /// Longest life (ttl + grace + keep) of any object stored: bans older than this are dropped.
     max_life: Mutex<Duration>,
     metrics: Arc<Metrics>,
+    /// Where this node's invalidations are handed on (the cluster).
+    sink: std::sync::OnceLock<Arc<dyn InvalidationSink>>,
 }
 
 impl Cache {
@@ -156,6 +159,7 @@ impl Cache {
             clock,
             max_life: Mutex::new(Duration::ZERO),
             metrics,
+            sink: std::sync::OnceLock::new(),
         })
     }
 

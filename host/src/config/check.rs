@@ -75,6 +75,10 @@ impl FileConfig {
         };
         check_cache(&c, &self.cache)?;
         let plugins = check_plugins(&c, self.plugins, base)?;
+        let cluster = match self.cluster {
+            Some(s) => Some(s.check(|k, e| c.bad(k, e))?),
+            None => None,
+        };
         let mut runtime = self.runtime;
         if let (Some(dir), Some(b)) = (&runtime.cache_dir, base)
             && dir.is_relative()
@@ -111,6 +115,7 @@ impl FileConfig {
             backends,
             directors,
             plugins,
+            cluster,
         })
     }
 }
@@ -652,6 +657,7 @@ impl PluginSection {
             quarantine_window: DEFAULT_QUARANTINE_WINDOW,
             quarantine_backoff: DEFAULT_QUARANTINE_BACKOFF,
             config: None,
+            shared_kv: false,
         }
     }
 }

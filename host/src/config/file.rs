@@ -123,6 +123,9 @@ pub struct FileConfig {
     /// `[log]`
     #[serde(default)]
     pub log: LogSection,
+    /// `[cluster]`: none means a node alone.
+    #[serde(default)]
+    pub cluster: Option<super::ClusterSection>,
 }
 
 /// `[log]`
@@ -654,6 +657,11 @@ pub struct PluginSection {
     /// The plugin's own settings, handed to its `init` as JSON.
     #[serde(default)]
     pub config: Option<serde_json::Value>,
+    /// With `[cluster]`, keep this plugin's `kv-get`/`kv-set` values in
+    /// Redis, shared by every node. Default false (counters and token
+    /// buckets are always shared).
+    #[serde(default)]
+    pub shared_kv: bool,
 }
 
 fn d_plugin_timeout() -> Duration {

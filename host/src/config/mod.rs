@@ -6,10 +6,12 @@
 //! Every default is a named constant and is stated in the field's docs.
 
 mod check;
+mod cluster;
 mod file;
 mod runtime;
 mod source;
 
+pub use cluster::*;
 pub use file::*;
 pub use runtime::*;
 pub use source::ConfigSource;

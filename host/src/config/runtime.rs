@@ -58,6 +58,8 @@ pub struct Config {
     pub directors: Vec<DirectorConfig>,
     /// Plugins, resolved.
     pub plugins: Vec<PluginConfig>,
+    /// `[cluster]`, checked; none for a node alone.
+    pub cluster: Option<super::ClusterConfig>,
 }
 
 /// `[server.tls]`, checked: the certificate files are read when a

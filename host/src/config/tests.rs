@@ -233,3 +233,55 @@ fn cache_partial_and_compress_are_checked() {
     assert_eq!(c.cache.compress.min_size.0, 4096);
     assert!(c.cache.compress.enabled && !c.cache.partial.enabled);
 }
+
+fn cluster(body: &str) -> String {
+    format!("[[backends]]\nname=\"a\"\nurl=\"http://x:1\"\n[cluster]\n{body}")
+}
+
+const NODES: &str = "nodes = [\"http://10.0.0.1:6081\", \"http://10.0.0.2:6081/\"]\nredis = \"redis://127.0.0.1:6379\"\nsecret = \"0123456789abcdef\"\n";
+
+#[test]
+fn cluster_is_checked_key_by_key() {
+    let c = Config::from_toml(
+        &cluster(&format!("{NODES}self = \"http://10.0.0.2:6081\"\n")),
+        "t.toml",
+        None,
+    )
+    .unwrap();
+    let cl = c.cluster.unwrap();
+    assert_eq!(cl.me, 1, "a trailing slash names the same node");
+    assert_eq!(cl.self_url(), "http://10.0.0.2:6081");
+    assert_eq!(cl.timeout, DEFAULT_CLUSTER_TIMEOUT);
+    assert!(cl.shard);
+    let e = err(&cluster(&format!(
+        "{NODES}self = \"http://10.0.0.3:6081\"\n"
+    )));
+    assert!(
+        e.contains("cluster.self") && e.contains("not one of"),
+        "{e}"
+    );
+    let e = err(&cluster(
+        "nodes = [\"http://a:1/x\"]\nself = \"http://a:1\"\nredis = \"redis://r\"\nsecret = \"0123456789abcdef\"\n",
+    ));
+    assert!(e.contains("cluster.nodes[0]"), "{e}");
+    let e = err(&cluster(
+        "nodes = [\"http://a:1\"]\nself = \"http://a:1\"\nredis = \"http://r\"\nsecret = \"0123456789abcdef\"\n",
+    ));
+    assert!(e.contains("cluster.redis"), "{e}");
+    let e = err(&cluster(
+        "nodes = [\"http://a:1\"]\nself = \"http://a:1\"\nredis = \"redis://r\"\nsecret = \"short\"\n",
+    ));
+    assert!(e.contains("cluster.secret"), "{e}");
+    let e = err(&cluster(&format!(
+        "{NODES}self = \"http://10.0.0.1:6081\"\ntimeout = \"0s\"\n"
+    )));
+    assert!(e.contains("cluster.timeout"), "{e}");
+    let e = err(&cluster(&format!(
+        "{NODES}self = \"http://10.0.0.1:6081\"\nkey_prefix = \"a b\"\n"
+    )));
+    assert!(e.contains("cluster.key_prefix"), "{e}");
+    let e = err(&cluster(
+        "nodes = [\"http://a:1\", \"http://A:1\"]\nself = \"http://a:1\"\nredis = \"redis://r\"\nsecret = \"0123456789abcdef\"\n",
+    ));
+    assert!(e.contains("cluster.nodes[1]") && e.contains("twice"), "{e}");
+}

@@ -189,7 +189,12 @@ impl Cx {
                     mode.resolve(Outcome::Uncacheable);
                     return self.deliver_synth(s).await;
                 }
-                BerespDecision::Proposal(p) => {
+                BerespDecision::Proposal(mut p) => {
+                    if let Some(c) = self.shared.cluster.get()
+                        && be.name.starts_with("cluster:")
+                    {
+                        p = c.local_copy(p);
+                    }
                     return self.store_or_stream(mode, &be, resp, body, p, facts).await;
                 }
             }
@@ -214,10 +219,6 @@ impl Cx {
             client_ip: self.rs.client.ip(),
             headers: &self.rs.headers,
         };
-        let be = self
-            .generation
-            .backends
-            .choose(self.rs.backend.as_deref(), &key, tried)?;
         let mut headers = self.rs.headers.clone();
         // The backend sees exactly the host the cache key used.
         headers.remove(header::HOST);
@@ -274,6 +275,36 @@ impl Cx {
         if let Ok(v) = HeaderValue::from_str(&self.rs.id) {
             headers.insert(super::REQUEST_ID, v);
         }
+        // Never sent on: a hop is answered here, and a forged one is none.
+        headers.remove(crate::cluster::HOP_HEADER);
+        if lookup
+            && let Some(c) = self.shared.cluster.get()
+            && let Some(peer) = c.peer_for(self.key(), &self.rs.headers)
+        {
+            let mut hop = headers.clone();
+            c.hop_headers(self.key(), &mut hop);
+            let mut req = Request::new(empty());
+            *req.uri_mut() = self.rs.uri.clone();
+            *req.headers_mut() = hop;
+            match peer.send(req).await {
+                Ok(f)
+                    if !f.response.status().is_server_error()
+                        && !f.response.status().is_informational() =>
+                {
+                    c.owner_fetched(true, &peer, "");
+                    self.backend_used = Some((peer.name.to_string(), f.response.status().as_u16()));
+                    return Ok((peer, f));
+                }
+                Ok(f) => c.owner_fetched(false, &peer, &format!("status {}", f.response.status())),
+                Err((kind, detail)) => {
+                    c.owner_fetched(false, &peer, &format!("{}: {detail}", kind.as_str()))
+                }
+            }
+        }
+        let be = self
+            .generation
+            .backends
+            .choose(self.rs.backend.as_deref(), &key, tried)?;
         let body: ProxyBody = match (lookup, self.body.take()) {
             (false, Some(b)) if !http_body::Body::is_end_stream(&b) => {
                 self.body_sent = true;

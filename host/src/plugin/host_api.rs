@@ -131,6 +131,10 @@ pub struct PluginEnv {
     pub cache: Arc<crate::cache::Cache>,
     /// The plugin's log allowance.
     pub log: LogBudget,
+    /// The cluster: counters and token buckets live in its Redis.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// `shared_kv`: `kv-get`/`kv-set` go to the cluster's Redis too.
+    pub shared_kv: bool,
 }
 
 /// The data of one instance's store.
@@ -369,14 +373,32 @@ impl host::Host for StoreState {
         self.env.backends.healthy(&name)
     }
     fn counter_add(&mut self, key: String, delta: i64, ttl_ms: u64) -> i64 {
-        self.env.kv.counter_add(&key, delta, ttl_ms)
+        let env = &self.env;
+        if let Some(c) = &env.cluster
+            && let Some(v) = c.counter_add(&env.name, &key, delta, ttl_ms)
+        {
+            return v;
+        }
+        env.kv.counter_add(&key, delta, ttl_ms)
     }
     fn kv_get(&mut self, key: String) -> Option<Vec<u8>> {
-        self.env.kv.get(&key)
+        let env = &self.env;
+        if let Some(c) = env.cluster.as_ref().filter(|_| env.shared_kv)
+            && let Some(v) = c.kv_get(&env.name, &key)
+        {
+            return v;
+        }
+        env.kv.get(&key)
     }
     fn kv_set(&mut self, key: String, value: Vec<u8>, ttl_ms: u64) -> Result<(), String> {
+        let env = &self.env;
+        if let Some(c) = env.cluster.as_ref().filter(|_| env.shared_kv)
+            && c.kv_set(&env.name, &key, &value, ttl_ms).is_some()
+        {
+            return Ok(());
+        }
         // A full namespace is the plugin's business (it is told), not a fault.
-        self.env.kv.set(key, value, ttl_ms)
+        env.kv.set(key, value, ttl_ms)
     }
     fn invalidate(
         &mut self,
@@ -402,6 +424,16 @@ impl host::Host for StoreState {
         Ok(n as u32)
     }
     fn take_token(&mut self, key: String, rate: f64, burst: u32) -> Result<(), u64> {
-        self.env.kv.take_token(&key, rate, burst)
+        let env = &self.env;
+        if let Some(c) = &env.cluster {
+            // A hop from another node was charged there, when the client asked it.
+            if c.is_hop(&self.req.headers) {
+                return Ok(());
+            }
+            if let Some(r) = c.take_token(&env.name, &key, rate, burst) {
+                return r;
+            }
+        }
+        env.kv.take_token(&key, rate, burst)
     }
 }

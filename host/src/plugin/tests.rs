@@ -40,6 +40,8 @@ async fn chain(plugins: &str) -> (Chain, Arc<Metrics>) {
             backends: backends.clone(),
             cache: cache.clone(),
             log: LogBudget::new(pm.log_dropped.clone()),
+            cluster: None,
+            shared_kv: false,
         });
         let bytes = crate::bundle::bytes(b).unwrap();
         loaded.push(Arc::new(

@@ -10,6 +10,7 @@ mod backend_h2;
 mod backend_tls;
 mod backends;
 mod caching;
+mod cluster;
 mod compression;
 mod examples;
 mod hardening_http;

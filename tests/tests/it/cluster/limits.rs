@@ -1,0 +1,83 @@
+//! Plugins' token buckets live in Redis: a limit holds across the nodes.
+
+use super::*;
+
+fn rate_limit(limit: &str) -> String {
+    format!(
+        "[[plugins]]\nname = \"rate-limit\"\nbuiltin = \"rate-limit\"\nconfig = {{ {limit} }}\n\
+[[plugins]]\nname = \"cache-policy\"\nbuiltin = \"cache-policy\"\n\
+[[plugins]]\nname = \"error-pages\"\nbuiltin = \"error-pages\"\n"
+    )
+}
+
+#[tokio::test]
+async fn a_rate_limit_is_shared_by_the_nodes() {
+    let redis = Redis::start().await;
+    let origin = lacquer_tests::Origin::start(|_| {
+        lacquer_tests::Reply::ok("ok").header("cache-control", "no-store")
+    })
+    .await;
+    // One token per 100 s: none comes back during the test.
+    let nodes = start_nodes(
+        3,
+        &origin.url(),
+        &redis.url(),
+        &rate_limit("requests_per_second = 0.01, burst = 3"),
+        "",
+    )
+    .await;
+    wait_formed(&nodes, 3).await;
+    // Sharded: some of these go on to their owner node, whose rate limit
+    // must not charge the hop a second time.
+    for (n, i) in [0, 0, 1].into_iter().enumerate() {
+        let g = get(&nodes[i], &format!("/r{n}")).await;
+        assert_eq!(g.status, 200, "request {n} on node {i}: {}", g.text());
+    }
+    let g = get(&nodes[2], "/r3").await;
+    assert_eq!(g.status, 429, "the burst of 3 was spent on the other nodes");
+    for (i, l) in nodes.iter().enumerate() {
+        assert_eq!(fallbacks(l, "limits").await, 0.0, "node {i} used Redis");
+    }
+    let buckets = redis.cli(&["--scan", "--pattern", "lacquer:bucket:rate-limit:*"]);
+    assert!(!buckets.is_empty(), "the bucket is in Redis");
+}
+
+#[tokio::test]
+async fn counters_are_shared_and_kv_only_with_shared_kv() {
+    let redis = Redis::start().await;
+    let origin = lacquer_tests::Origin::start(|_| lacquer_tests::Reply::ok("origin")).await;
+    let plugins = |shared: bool| {
+        format!(
+            "[[plugins]]\nname = \"kv\"\npath = \"{}\"\nshared_kv = {shared}\n",
+            lacquer_tests::guests::KV
+        )
+    };
+    for shared in [true, false] {
+        let nodes = start_nodes(2, &origin.url(), &redis.url(), &plugins(shared), "").await;
+        wait_formed(&nodes, 2).await;
+        let a = get(&nodes[0], "/count").await.text();
+        let b = get(&nodes[1], "/count").await.text();
+        let first: i64 = a.trim().parse().unwrap();
+        assert_eq!(
+            b.trim().parse::<i64>().unwrap(),
+            first + 1,
+            "one counter for both nodes (shared_kv = {shared})"
+        );
+        let key = format!("k-{shared}");
+        let set = get(&nodes[0], &format!("/kv/{key}?set=hello")).await;
+        assert_eq!(set.status, 204, "{}", set.text());
+        let got = get(&nodes[1], &format!("/kv/{key}")).await;
+        if shared {
+            assert_eq!(
+                (got.status, got.text().as_str()),
+                (200, "hello"),
+                "shared kv"
+            );
+        } else {
+            assert_eq!(got.status, 404, "kv stays on its node without shared_kv");
+        }
+        for l in &nodes {
+            assert_eq!(fallbacks(l, "limits").await + fallbacks(l, "kv").await, 0.0);
+        }
+    }
+}
