@@ -291,3 +291,53 @@ async fn after_goaway_new_requests_reconnect() {
     assert_eq!(origin.opened.load(Ordering::SeqCst), 2);
     assert_eq!(l.fetch_failures("h2-goaway", "connection-reset").await, 0.0);
 }
+
+#[tokio::test]
+async fn between_bytes_timeout_cuts_an_h2_body() {
+    let origin = Origin::start(|_| Reply {
+        chunks: vec!["first chunk;".into(), "never sent in time".into()],
+        // Far beyond the client's patience: only the host's timeout ends it.
+        chunk_delay: std::time::Duration::from_secs(3600),
+        ..Reply::ok("").header("cache-control", "max-age=60")
+    })
+    .await;
+    let l = start(&[backend(
+        "h2-stall",
+        &origin.url(),
+        "protocol = \"h2c\"\nbetween_bytes_timeout = \"200ms\"",
+    )])
+    .await;
+    let r = get(&l, "/stall").await;
+    assert_eq!(r.got.status, 200, "the head was already sent");
+    assert!(r.body_error.is_some(), "cut: {:?}", r.got.text());
+    assert_eq!(r.got.text(), "first chunk;");
+    wait_until(CLIENT_TIMEOUT, "between-bytes-timeout counted", || async {
+        l.fetch_failures("h2-stall", "between-bytes-timeout").await == 1.0
+    })
+    .await;
+    assert_eq!(origin.seen()[0].version, Version::HTTP_2);
+}
+
+#[tokio::test]
+async fn a_passed_post_body_reaches_an_h2_backend() {
+    let origin = Origin::start(|s| {
+        Reply::ok(&format!(
+            "{} {:?} {}",
+            s.method,
+            s.version,
+            s.headers
+                .get("content-length")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-")
+        ))
+    })
+    .await;
+    let l = start(&[backend("h2-post", &origin.url(), "protocol = \"h2c\"")]).await;
+    let r = l
+        .try_request("POST", "/form", &[], "a=1&b=2", CLIENT_TIMEOUT)
+        .await
+        .unwrap()
+        .got;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "POST HTTP/2.0 7");
+}
