@@ -228,3 +228,73 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for InterimIo<T> {
         Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn hints() -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.append(
+            header::LINK,
+            HeaderValue::from_static("</a.css>; rel=preload"),
+        );
+        h.append(header::CONTENT_LENGTH, HeaderValue::from_static("10"));
+        h.append(header::CONNECTION, HeaderValue::from_static("x-drop"));
+        h.append("x-drop", HeaderValue::from_static("1"));
+        h
+    }
+
+    /// What a client reads after the host flushes `io`.
+    async fn flushed(interim: &Interim, then: &[u8]) -> String {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let mut io = InterimIo::new(server, interim.clone());
+        io.flush().await.unwrap();
+        io.write_all(then).await.unwrap();
+        drop(io);
+        let mut out = String::new();
+        let mut client = client;
+        client.read_to_string(&mut out).await.unwrap();
+        out
+    }
+
+    #[tokio::test]
+    async fn a_head_is_rebuilt_without_framing_or_hop_by_hop_fields() {
+        let i = Interim::new();
+        let sink = i.begin();
+        assert!(sink.early_hints(&hints()));
+        let out = flushed(&i, b"FINAL").await;
+        assert_eq!(
+            out,
+            "HTTP/1.1 103 Early Hints\r\nlink: </a.css>; rel=preload\r\n\r\nFINAL"
+        );
+    }
+
+    #[tokio::test]
+    async fn per_request_limits_and_finished_requests_drop_hints() {
+        let i = Interim::new();
+        let sink = i.begin();
+        for _ in 0..MAX_PER_REQUEST {
+            assert!(sink.early_hints(&hints()));
+        }
+        assert!(!sink.early_hints(&hints()), "past the limit");
+        let mut big = HeaderMap::new();
+        big.insert(
+            header::LINK,
+            HeaderValue::from_str(&"x".repeat(MAX_HEAD_BYTES)).unwrap(),
+        );
+        let out = flushed(&i, b"").await;
+        assert_eq!(
+            out.matches("103 Early Hints").count(),
+            MAX_PER_REQUEST as usize
+        );
+        // Written: the final response need not wait.
+        i.finish().await;
+        let next = i.begin();
+        assert!(!sink.early_hints(&hints()), "that request is over");
+        assert!(!next.early_hints(&big), "too large");
+        assert_eq!(flushed(&i, b"").await, "", "nothing queued");
+    }
+}

@@ -443,7 +443,7 @@ impl Default for RuntimeSection {
 pub struct BackendSection {
     /// Unique name.
     pub name: String,
-    /// `http://host:port` (a path prefix is not allowed), or `unix:/absolute/path.sock`.
+    /// `http://host:port`, `https://host:port` (a path prefix is not allowed), or `unix:/absolute/path.sock`.
     pub url: String,
     /// Default 3.5 s.
     #[serde(default = "d_connect", with = "humantime_serde")]

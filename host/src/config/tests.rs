@@ -140,7 +140,7 @@ fn parse_errors_name_the_line_the_key_path_and_the_expected_form() {
 #[test]
 fn a_flag_is_blamed_for_what_it_set() {
     let e = ConfigSource {
-        backend: Some("https://example.com".into()),
+        backend: Some("ftp://example.com".into()),
         ..ConfigSource::default()
     }
     .load()

@@ -198,3 +198,146 @@ async fn max_connections_counts_streams_in_flight_on_h2() {
     assert_branded_503(&second, "backend-busy", "h2-limit");
     assert_eq!(origin.hits(), 1, "the second stream was never opened");
 }
+
+/// An h2c origin that answers one request per connection, then sends
+/// GOAWAY and closes it. Counts connections opened and closed.
+struct GoawayOrigin {
+    addr: std::net::SocketAddr,
+    opened: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    closed: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for GoawayOrigin {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn goaway_origin() -> GoawayOrigin {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use bytes::Bytes;
+    use http_body_util::Full;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (opened, closed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (o, c) = (opened.clone(), closed.clone());
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let n = o.fetch_add(1, Ordering::SeqCst) + 1;
+            let c = c.clone();
+            tokio::spawn(async move {
+                let (tx, mut answered) = tokio::sync::mpsc::channel::<()>(1);
+                let svc = hyper::service::service_fn(move |_req| {
+                    let tx = tx.clone();
+                    async move {
+                        let _ = tx.try_send(());
+                        let body = Full::new(Bytes::from(format!("connection {n}")));
+                        Ok::<_, std::convert::Infallible>(http::Response::new(body))
+                    }
+                });
+                let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), svc);
+                tokio::pin!(conn);
+                tokio::select! {
+                    _ = &mut conn => {}
+                    _ = answered.recv() => {
+                        conn.as_mut().graceful_shutdown();
+                        let _ = conn.await;
+                    }
+                }
+                c.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+    });
+    GoawayOrigin {
+        addr,
+        opened,
+        closed,
+        task,
+    }
+}
+
+#[tokio::test]
+async fn after_goaway_new_requests_reconnect() {
+    use std::sync::atomic::Ordering;
+
+    let origin = goaway_origin().await;
+    let l = start(&[backend(
+        "h2-goaway",
+        &format!("http://{}", origin.addr),
+        "protocol = \"h2c\"",
+    )])
+    .await;
+    let first = get(&l, "/one").await.got;
+    assert_eq!(first.status, 200);
+    assert_eq!(first.text(), "connection 1");
+    wait_until(
+        CLIENT_TIMEOUT,
+        "the origin closed its connection",
+        || async { origin.closed.load(Ordering::SeqCst) == 1 },
+    )
+    .await;
+    let second = get(&l, "/two").await.got;
+    assert_eq!(second.status, 200, "{:?} {}", second.headers, second.text());
+    assert_eq!(second.text(), "connection 2");
+    assert_eq!(origin.opened.load(Ordering::SeqCst), 2);
+    assert_eq!(l.fetch_failures("h2-goaway", "connection-reset").await, 0.0);
+}
+
+#[tokio::test]
+async fn between_bytes_timeout_cuts_an_h2_body() {
+    let origin = Origin::start(|_| Reply {
+        chunks: vec!["first chunk;".into(), "never sent in time".into()],
+        // Far beyond the client's patience: only the host's timeout ends it.
+        chunk_delay: std::time::Duration::from_secs(3600),
+        ..Reply::ok("").header("cache-control", "max-age=60")
+    })
+    .await;
+    let l = start(&[backend(
+        "h2-stall",
+        &origin.url(),
+        "protocol = \"h2c\"\nbetween_bytes_timeout = \"200ms\"",
+    )])
+    .await;
+    let r = get(&l, "/stall").await;
+    assert_eq!(r.got.status, 200, "the head was already sent");
+    assert!(r.body_error.is_some(), "cut: {:?}", r.got.text());
+    assert_eq!(r.got.text(), "first chunk;");
+    wait_until(CLIENT_TIMEOUT, "between-bytes-timeout counted", || async {
+        l.fetch_failures("h2-stall", "between-bytes-timeout").await == 1.0
+    })
+    .await;
+    assert_eq!(origin.seen()[0].version, Version::HTTP_2);
+}
+
+#[tokio::test]
+async fn a_passed_post_body_reaches_an_h2_backend() {
+    let origin = Origin::start(|s| {
+        Reply::ok(&format!(
+            "{} {:?} {}",
+            s.method,
+            s.version,
+            s.headers
+                .get("content-length")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-")
+        ))
+    })
+    .await;
+    let l = start(&[backend("h2-post", &origin.url(), "protocol = \"h2c\"")]).await;
+    let r = l
+        .try_request("POST", "/form", &[], "a=1&b=2", CLIENT_TIMEOUT)
+        .await
+        .unwrap()
+        .got;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "POST HTTP/2.0 7");
+}
