@@ -98,6 +98,26 @@ async fn a_ban_fans_out() {
             "node {i}: not banned"
         );
     }
+    // A soft purge fans out too: the copies go stale everywhere.
+    let r = nodes[2]
+        .admin("POST", "/purge?url=/keep&host=site.example&soft=1", "")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    for i in [0, 1] {
+        let l = &nodes[i];
+        let want = if i == 0 { 2.0 } else { 1.0 };
+        wait_until(
+            Duration::from_secs(10),
+            &format!("node {i} applies the soft purge"),
+            || async { invalidations(l, "applied").await == want },
+        )
+        .await;
+        assert_ne!(
+            get(l, "/keep").await.header("x-cache"),
+            "HIT",
+            "node {i}: stale now"
+        );
+    }
 }
 
 #[tokio::test]
