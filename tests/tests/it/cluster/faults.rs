@@ -132,3 +132,44 @@ async fn a_config_naming_a_self_not_in_nodes_is_refused() {
         .to_string();
     assert!(e.contains("cluster.self"), "{e}");
 }
+
+#[tokio::test]
+async fn redis_unreachable_then_back_the_invalidations_catch_up() {
+    let redis = Redis::start().await;
+    let origin = versioned().await;
+    let nodes = start_nodes(2, &origin.url(), &redis.url(), "", "shard = false\n").await;
+    wait_formed(&nodes, 2).await;
+    let old1 = get(&nodes[1], "/y").await.text();
+    get(&nodes[0], "/y").await;
+    // Redis stops answering every client for 4 s (it keeps its data; the
+    // pause cannot be lifted early from another connection: that one waits too).
+    assert_eq!(redis.cli(&["CLIENT", "PAUSE", "4000", "ALL"]), "OK");
+    for l in &nodes {
+        wait_until(Duration::from_secs(10), "Redis seen down", || async {
+            l.metric("lacquer_cluster_redis_up").await == 0.0
+        })
+        .await;
+    }
+    let p = nodes[0]
+        .request("PURGE", "/y", &[("host", "site.example")], "")
+        .await;
+    assert_eq!(p.status, 200);
+    assert_eq!(
+        cluster_status(&nodes[0]).await["pending_invalidations"],
+        1,
+        "kept while Redis does not answer"
+    );
+    let l1 = &nodes[1];
+    wait_until(Duration::from_secs(15), "node 1 catches up", || async {
+        invalidations(l1, "applied").await == 1.0
+    })
+    .await;
+    assert_eq!(
+        l1.metric("lacquer_cluster_cache_drops_total").await,
+        0.0,
+        "it read what it missed: no need to drop its cache"
+    );
+    let g = get(l1, "/y").await;
+    assert_eq!(g.header("x-cache"), "MISS");
+    assert_ne!(g.text(), old1);
+}
