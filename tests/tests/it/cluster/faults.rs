@@ -173,3 +173,40 @@ async fn redis_unreachable_then_back_the_invalidations_catch_up() {
     assert_eq!(g.header("x-cache"), "MISS");
     assert_ne!(g.text(), old1);
 }
+
+#[tokio::test]
+async fn a_node_dropped_under_concurrent_load_loses_no_request() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let redis = Redis::start().await;
+    let origin = Origin::start(|s| Reply::ok(&format!("body {}", s.uri))).await;
+    let mut nodes = start_nodes(3, &origin.url(), &redis.url(), "", "local_ttl = \"0s\"\n").await;
+    wait_formed(&nodes, 3).await;
+    let third = nodes.pop().unwrap();
+    let done = AtomicUsize::new(0);
+    let client = |c: usize| {
+        let (nodes, done) = (&nodes, &done);
+        async move {
+            let mut failed = Vec::new();
+            for i in 0..100 {
+                let path = format!("/c{}", (i * 7 + c) % 40);
+                let g = get(&nodes[(i + c) % 2], &path).await;
+                if g.status != 200 || g.text() != format!("body {path}") {
+                    failed.push((c, i, g.status, g.text()));
+                }
+                done.fetch_add(1, Ordering::SeqCst);
+            }
+            failed
+        }
+    };
+    let dropper = async {
+        wait_until(Duration::from_secs(30), "load under way", || async {
+            done.load(Ordering::SeqCst) >= 100
+        })
+        .await;
+        drop(third);
+    };
+    let (a, b, c, d, ()) = tokio::join!(client(0), client(1), client(2), client(3), dropper);
+    let failed: Vec<_> = [a, b, c, d].into_iter().flatten().collect();
+    assert!(failed.is_empty(), "requests failed: {failed:?}");
+    assert_eq!(done.load(Ordering::SeqCst), 400);
+}
