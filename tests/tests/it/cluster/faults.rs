@@ -182,6 +182,10 @@ async fn a_node_dropped_under_concurrent_load_loses_no_request() {
     let mut nodes = start_nodes(3, &origin.url(), &redis.url(), "", "local_ttl = \"0s\"\n").await;
     wait_formed(&nodes, 3).await;
     let third = nodes.pop().unwrap();
+    let third_url = cluster_status(&third).await["self"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let done = AtomicUsize::new(0);
     let client = |c: usize| {
         let (nodes, done) = (&nodes, &done);
@@ -204,9 +208,27 @@ async fn a_node_dropped_under_concurrent_load_loses_no_request() {
         })
         .await;
         drop(third);
+        // Killed, not stopped: its heartbeat stays until it expires. (The
+        // stopped node deletes its key: wait for that, then put it back.)
+        let key = format!("lacquer:node:{third_url}");
+        wait_until(
+            Duration::from_secs(10),
+            "the stopped node's key goes",
+            || async { redis.cli(&["EXISTS", &key]) == "0" },
+        )
+        .await;
+        redis.cli(&["SET", &key, "1", "PX", "600000"]);
     };
     let (a, b, c, d, ()) = tokio::join!(client(0), client(1), client(2), client(3), dropper);
     let failed: Vec<_> = [a, b, c, d].into_iter().flatten().collect();
     assert!(failed.is_empty(), "requests failed: {failed:?}");
     assert_eq!(done.load(Ordering::SeqCst), 400);
+    let mut failovers = 0.0;
+    for l in &nodes {
+        failovers += fallbacks(l, "owner").await;
+    }
+    assert!(
+        failovers >= 1.0,
+        "requests owned by the dead node went to the origin"
+    );
 }
