@@ -15,7 +15,7 @@ use crate::backend::Backend;
 use crate::backend::health::Health;
 use crate::cache::Key;
 use crate::config::{BackendConfig, CircuitSection, ClusterConfig, Timeouts};
-use crate::kinds::{Proposal, Storage};
+use crate::kinds::{FetchKind, Proposal, Storage};
 
 /// The request header of a fetch from the owner node: its value is
 /// `[cluster] secret`.
@@ -169,14 +169,27 @@ impl Cluster {
         }
     }
 
-    /// Count a fetch from the owner; a failed one is a fallback to the origin.
-    pub fn owner_fetched(&self, ok: bool, peer: &Backend, detail: &str) {
-        if ok {
-            self.inner.metrics.owner_ok.inc();
-        } else {
-            self.inner.metrics.owner_failed.inc();
-            self.inner.metrics.fallback(super::Fallback::Owner);
-            tracing::info!(owner = %peer.name, "cluster: owner fetch failed ({detail}): asking the origin");
+    /// Count a fetch from the owner, and tell its circuit breaker; a
+    /// failed one (the kind, when it did not answer) is a fallback to the
+    /// origin, logged unless the owner's circuit is already open.
+    pub fn owner_fetched(&self, peer: &Backend, r: Result<(), (Option<FetchKind>, String)>) {
+        match r {
+            Ok(()) => {
+                peer.health.success();
+                self.inner.metrics.owner_ok.inc();
+            }
+            Err((kind, detail)) => {
+                self.inner.metrics.owner_failed.inc();
+                self.inner.metrics.fallback(super::Fallback::Owner);
+                if kind == Some(FetchKind::CircuitOpen) {
+                    return;
+                }
+                if kind.is_none_or(|k| k.breaker_failure()) {
+                    let _ = peer.health.failure(&detail);
+                }
+                let kind = kind.map_or("status", |k| k.as_str());
+                tracing::info!(owner = %peer.name, "cluster: owner fetch failed ({kind}: {detail}): asking the origin");
+            }
         }
     }
 

@@ -81,7 +81,7 @@ pub(super) async fn heartbeat(inner: Arc<Inner>) {
                 Err(e) => {
                     if !warned {
                         tracing::warn!(
-                            redis = %inner.cfg.redis,
+                            redis = %inner.redis_shown(),
                             "cluster: cannot reach Redis ({e}): serving alone until it is reached"
                         );
                         warned = true;

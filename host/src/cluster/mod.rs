@@ -77,19 +77,32 @@ impl Inner {
         format!("{}:{rest}", self.cfg.prefix)
     }
 
+    /// The Redis URL as logged: without a password.
+    fn redis_shown(&self) -> String {
+        shown(&self.cfg.redis)
+    }
+
     fn set_redis_up(&self, up: bool) {
         let was = self.redis_up.swap(up, Ordering::Relaxed);
         self.metrics.redis_up.set(i64::from(up));
         if was != up {
             if up {
-                tracing::info!(redis = %self.cfg.redis, "cluster: Redis reached");
+                tracing::info!(redis = %self.redis_shown(), "cluster: Redis reached");
             } else {
                 tracing::warn!(
-                    redis = %self.cfg.redis,
+                    redis = %self.redis_shown(),
                     "cluster: Redis unreachable: this node serves alone (local limits, no sharding) until it is back"
                 );
             }
         }
+    }
+}
+
+/// A Redis URL without its user information (a password may be there).
+fn shown(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}***{}", &url[..s + 3], &url[at..]),
+        _ => url.to_owned(),
     }
 }
 
@@ -220,6 +233,19 @@ impl Cluster {
             "cache_drops": i.metrics.cache_drops.get(),
         })
     }
+}
+
+#[cfg(test)]
+#[test]
+fn a_password_in_the_redis_url_is_not_logged() {
+    assert_eq!(
+        shown("redis://:pw@10.0.0.9:6379/0"),
+        "redis://***@10.0.0.9:6379/0"
+    );
+    assert_eq!(
+        shown("redis+unix:///run/r.sock"),
+        "redis+unix:///run/r.sock"
+    );
 }
 
 impl Drop for Cluster {

@@ -291,14 +291,15 @@ impl Cx {
                     if !f.response.status().is_server_error()
                         && !f.response.status().is_informational() =>
                 {
-                    c.owner_fetched(true, &peer, "");
+                    c.owner_fetched(&peer, Ok(()));
                     self.backend_used = Some((peer.name.to_string(), f.response.status().as_u16()));
                     return Ok((peer, f));
                 }
-                Ok(f) => c.owner_fetched(false, &peer, &format!("status {}", f.response.status())),
-                Err((kind, detail)) => {
-                    c.owner_fetched(false, &peer, &format!("{}: {detail}", kind.as_str()))
-                }
+                Ok(f) => c.owner_fetched(
+                    &peer,
+                    Err((None, format!("status {}", f.response.status()))),
+                ),
+                Err((kind, detail)) => c.owner_fetched(&peer, Err((Some(kind), detail))),
             }
         }
         let be = self

@@ -374,10 +374,15 @@ impl host::Host for StoreState {
     }
     fn counter_add(&mut self, key: String, delta: i64, ttl_ms: u64) -> i64 {
         let env = &self.env;
-        if let Some(c) = &env.cluster
-            && let Some(v) = c.counter_add(&env.name, &key, delta, ttl_ms)
-        {
-            return v;
+        let mut delta = delta;
+        if let Some(c) = &env.cluster {
+            // A hop from another node was counted there: it reads the value.
+            if c.is_hop(&self.req.headers) {
+                delta = 0;
+            }
+            if let Some(v) = c.counter_add(&env.name, &key, delta, ttl_ms) {
+                return v;
+            }
         }
         env.kv.counter_add(&key, delta, ttl_ms)
     }
