@@ -6,6 +6,7 @@
 //! - [`fetch`]: attempts against backends, retries, `on-backend-response` and
 //!   `on-fetch-error`;
 //! - [`store`]: storing while streaming (the fill task), hit-for-miss, pass-through;
+//! - [`piece`]: a backend's 206 stored and combined with the pieces held;
 //! - [`deliver`]: conditionals and ranges from stored objects, `on-deliver`;
 //! - [`errors`]: the one place a failure becomes a 400/500/502/503/504.
 //!
@@ -18,6 +19,7 @@ mod fetch;
 pub mod forwarded;
 mod logged;
 mod lookup;
+mod piece;
 mod recv;
 mod store;
 
