@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -77,12 +78,15 @@ impl Server {
             cause,
         })?;
         let (stop, stop_rx) = watch::channel(false);
+        // `[server] max_connections` holds for both client listeners together.
+        let clients = Arc::new(AtomicUsize::new(0));
         let mut tasks = vec![tokio::spawn(crate::listener::serve(
             listener,
             shared.clone(),
             stop_rx.clone(),
             Role::Proxy,
             plain,
+            clients.clone(),
         ))];
         let tls_addr = match tls_listen {
             Some((a, proxy_protocol)) => {
@@ -100,6 +104,7 @@ impl Server {
                     stop_rx.clone(),
                     Role::Proxy,
                     wire,
+                    clients,
                 )));
                 Some(local)
             }
@@ -118,6 +123,7 @@ impl Server {
                     stop_rx.clone(),
                     Role::Admin,
                     Wire::default(),
+                    Arc::default(),
                 )));
                 Some(local)
             }

@@ -283,3 +283,27 @@ async fn curl_gets_h2_and_http11_over_tls() {
     assert!(h1.starts_with("http/1.1 200"), "{h1}");
     assert!(h1.contains("x-cache: hit"), "{h1}");
 }
+
+#[tokio::test]
+async fn max_connections_holds_for_both_listeners_together() {
+    let (ca, dir) = (TestCa::new(), TempDir::new());
+    let site = ca.issue(&dir.path, "site", &["site.test"]);
+    let o = Origin::start(|_| Reply::ok("ok")).await;
+    let extra = format!("[server]\nmax_connections = 2\n{}", certs(&[&site]));
+    let l = Lacquer::start(&config(&o.url(), &extra)).await.unwrap();
+    let tls_addr = l.server.tls_addr().unwrap();
+    let held = [
+        tokio::net::TcpStream::connect(l.server.addr())
+            .await
+            .unwrap(),
+        tokio::net::TcpStream::connect(tls_addr).await.unwrap(),
+    ];
+    lacquer_tests::wait_until(Duration::from_secs(30), "2 connections open", || async {
+        l.metric("lacquer_connections").await == 2.0
+    })
+    .await;
+    let mut third = tokio::net::TcpStream::connect(tls_addr).await.unwrap();
+    assert!(raw::closed_within(&mut third, Duration::from_secs(30)).await);
+    assert_eq!(l.metric("lacquer_connections_refused_total").await, 1.0);
+    drop(held);
+}
