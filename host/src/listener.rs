@@ -244,7 +244,14 @@ impl Accepted {
         if !wire.tls {
             return self.http(TokioIo::new(io), client, false, watcher).await;
         }
-        let Some(tls) = self.shared.generation.load().tls.clone() else {
+        let Some(tls) = self
+            .shared
+            .generation
+            .load()
+            .tls
+            .as_ref()
+            .map(|t| t.config.clone())
+        else {
             return;
         };
         let accept = tokio_rustls::TlsAcceptor::from(tls).accept(io);

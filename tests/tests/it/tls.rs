@@ -237,6 +237,14 @@ async fn lacquer_check_reads_the_certificate_files() {
     };
     let good = check(config("http://127.0.0.1:1", &certs(&[&site])));
     assert!(good.status.success(), "{good:?}");
+    let listed = String::from_utf8_lossy(&good.stdout);
+    assert!(
+        listed.contains(&format!(
+            "certificate {} (default): site.test",
+            site.chain.display()
+        )),
+        "{listed}"
+    );
     std::fs::write(dir.path.join("garbage.pem"), "not a certificate\n").unwrap();
     let garbage = Issued {
         chain: dir.path.join("garbage.pem"),
