@@ -244,6 +244,16 @@ fn check(path: PathBuf) -> ExitCode {
     match r {
         Ok(g) => {
             println!("{}: ok", path.display());
+            if let Some(tls) = &g.tls {
+                for (i, (chain, names)) in tls.loaded.iter().enumerate() {
+                    let default = if i == 0 { " (default)" } else { "" };
+                    println!(
+                        "  certificate {}{default}: {}",
+                        chain.display(),
+                        names.join(", ")
+                    );
+                }
+            }
             for p in g.chain.plugins() {
                 println!(
                     "  plugin {}: init ok, hooks: {}",

@@ -138,17 +138,18 @@ pub struct Wire {
 }
 
 /// Accept connections on `listener` until `stop` changes, then let the
-/// open ones finish (up to 10 s).
+/// open ones finish (up to 10 s). `open` counts the connections open
+/// against the role's limit: the plain and the TLS listener share one.
 pub async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
     role: Role,
     wire: Wire,
+    open: Arc<AtomicUsize>,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let local = listener.local_addr().ok();
-    let open = Arc::new(AtomicUsize::new(0));
     loop {
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -245,7 +246,14 @@ impl Accepted {
         if !wire.tls {
             return self.http(io, client, false, watcher).await;
         }
-        let Some(tls) = self.shared.generation.load().tls.clone() else {
+        let Some(tls) = self
+            .shared
+            .generation
+            .load()
+            .tls
+            .as_ref()
+            .map(|t| t.config.clone())
+        else {
             return;
         };
         let accept = tokio_rustls::TlsAcceptor::from(tls).accept(io);

@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -86,12 +87,15 @@ impl Server {
             cause,
         })?;
         let (stop, stop_rx) = watch::channel(false);
+        // `[server] max_connections` holds for both client listeners together.
+        let clients = Arc::new(AtomicUsize::new(0));
         let mut tasks = vec![tokio::spawn(crate::listener::serve(
             listener,
             shared.clone(),
             stop_rx.clone(),
             Role::Proxy,
             plain,
+            clients.clone(),
         ))];
         let tls_addr = match tls_listen {
             Some((a, proxy_protocol)) => {
@@ -109,6 +113,7 @@ impl Server {
                     stop_rx.clone(),
                     Role::Proxy,
                     wire,
+                    clients,
                 )));
                 Some(local)
             }
@@ -127,6 +132,7 @@ impl Server {
                     stop_rx.clone(),
                     Role::Admin,
                     Wire::default(),
+                    Arc::default(),
                 )));
                 Some(local)
             }

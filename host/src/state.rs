@@ -62,7 +62,7 @@ pub struct Generation {
     pub backends: Arc<Backends>,
     /// The TLS listener's certificates and settings, read when this
     /// generation was built.
-    pub tls: Option<Arc<rustls::ServerConfig>>,
+    pub tls: Option<Arc<crate::tls::Tls>>,
 }
 
 /// A recorded fetch failure.
@@ -199,7 +199,7 @@ impl Shared {
 
     /// Build a generation from a config: backends, then every plugin loaded and initialised.
     pub async fn build(&self, config: Config, number: u64) -> Result<Generation, ServeError> {
-        let tls = crate::tls::server_config(&config)?;
+        let tls = crate::tls::server_config(&config)?.map(Arc::new);
         let backends = Backends::build(&config, &self.health);
         let mut plugins = Vec::new();
         for p in &config.plugins {

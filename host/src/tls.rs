@@ -41,6 +41,17 @@ struct Named {
     key: Arc<CertifiedKey>,
 }
 
+/// A generation's TLS: the rustls config the listener hands each
+/// connection, and what was loaded (for `lacquer check`).
+#[derive(Debug)]
+pub struct Tls {
+    /// The server config: certificates, protocol versions, ALPN.
+    pub config: Arc<ServerConfig>,
+    /// Each certificate's chain file and subject alternative DNS names, in
+    /// config order (the first is the default).
+    pub loaded: Vec<(std::path::PathBuf, Vec<String>)>,
+}
+
 /// Picks a certificate by the client's SNI name; the first when none matches.
 #[derive(Debug)]
 pub struct SniResolver {
@@ -156,7 +167,7 @@ fn load(
 
 /// The TLS listener's rustls config for a generation, every certificate
 /// read now (`None` without `[server.tls]`).
-pub fn server_config(config: &Config) -> Result<Option<Arc<ServerConfig>>, ConfigError> {
+pub fn server_config(config: &Config) -> Result<Option<Tls>, ConfigError> {
     let Some(tls) = &config.tls else {
         return Ok(None);
     };
@@ -167,6 +178,12 @@ pub fn server_config(config: &Config) -> Result<Option<Arc<ServerConfig>>, Confi
         .enumerate()
         .map(|(i, f)| load(config, i, f, &provider))
         .collect::<Result<Vec<_>, _>>()?;
+    let loaded = tls
+        .certificates
+        .iter()
+        .zip(&certs)
+        .map(|(f, c)| (f.chain.clone(), c.names.clone()))
+        .collect();
     let mut sc = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| ConfigError::Invalid {
@@ -177,7 +194,10 @@ pub fn server_config(config: &Config) -> Result<Option<Arc<ServerConfig>>, Confi
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(SniResolver { certs }));
     sc.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
-    Ok(Some(Arc::new(sc)))
+    Ok(Some(Tls {
+        config: Arc::new(sc),
+        loaded,
+    }))
 }
 
 /// Sort a failed handshake (as tokio-rustls reports it) into one of

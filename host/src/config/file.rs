@@ -185,7 +185,8 @@ pub struct ServerSection {
     /// long is closed. Default 60 s.
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
-    /// Client connections open at once; more are accepted and closed at once
+    /// Client connections open at once, on the plain and the TLS listener
+    /// together; more are accepted and closed at once
     /// (counted in `lacquer_connections_refused_total`). Default 10,000.
     pub max_connections: usize,
     /// Add `x-cache: HIT|MISS|PASS|STALE|SYNTH` to responses (before

@@ -239,6 +239,14 @@ async fn lacquer_check_reads_the_certificate_files() {
     };
     let good = check(config("http://127.0.0.1:1", &certs(&[&site])));
     assert!(good.status.success(), "{good:?}");
+    let listed = String::from_utf8_lossy(&good.stdout);
+    assert!(
+        listed.contains(&format!(
+            "certificate {} (default): site.test",
+            site.chain.display()
+        )),
+        "{listed}"
+    );
     std::fs::write(dir.path.join("garbage.pem"), "not a certificate\n").unwrap();
     let garbage = Issued {
         chain: dir.path.join("garbage.pem"),
@@ -284,4 +292,28 @@ async fn curl_gets_h2_and_http11_over_tls() {
     let h1 = curl("--http1.1").await.unwrap();
     assert!(h1.starts_with("http/1.1 200"), "{h1}");
     assert!(h1.contains("x-cache: hit"), "{h1}");
+}
+
+#[tokio::test]
+async fn max_connections_holds_for_both_listeners_together() {
+    let (ca, dir) = (TestCa::new(), TempDir::new());
+    let site = ca.issue(&dir.path, "site", &["site.test"]);
+    let o = Origin::start(|_| Reply::ok("ok")).await;
+    let extra = format!("[server]\nmax_connections = 2\n{}", certs(&[&site]));
+    let l = Lacquer::start(&config(&o.url(), &extra)).await.unwrap();
+    let tls_addr = l.server.tls_addr().unwrap();
+    let held = [
+        tokio::net::TcpStream::connect(l.server.addr())
+            .await
+            .unwrap(),
+        tokio::net::TcpStream::connect(tls_addr).await.unwrap(),
+    ];
+    lacquer_tests::wait_until(Duration::from_secs(30), "2 connections open", || async {
+        l.metric("lacquer_connections").await == 2.0
+    })
+    .await;
+    let mut third = tokio::net::TcpStream::connect(tls_addr).await.unwrap();
+    assert!(raw::closed_within(&mut third, Duration::from_secs(30)).await);
+    assert_eq!(l.metric("lacquer_connections_refused_total").await, 1.0);
+    drop(held);
 }
