@@ -296,8 +296,8 @@ async fn curl_gets_h2_and_http11_over_tls() {
 
 #[tokio::test]
 async fn max_connections_holds_for_both_listeners_together() {
-    let (ca, dir) = (TestCa::new(), TempDir::new());
-    let site = ca.issue(&dir.path, "site", &["site.test"]);
+    let ca = TestCa::new("site CA");
+    let site = ca.issue("site", &["site.test"]);
     let o = Origin::start(|_| Reply::ok("ok")).await;
     let extra = format!("[server]\nmax_connections = 2\n{}", certs(&[&site]));
     let l = Lacquer::start(&config(&o.url(), &extra)).await.unwrap();
