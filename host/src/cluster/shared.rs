@@ -61,10 +61,11 @@ impl Cluster {
         self.inner.key(&format!("{kind}:{plugin}:{key}"))
     }
 
-    /// Run `call` on the cluster's runtime and wait at most `[cluster]
-    /// timeout`; none (counted as a fallback) when Redis is down, slow or
+    /// Run `call` on the cluster's runtime and await it at most `[cluster]
+    /// timeout` (the caller's task yields meanwhile; no worker thread
+    /// waits); none (counted as a fallback) when Redis is down, slow or
     /// failing.
-    fn wait<T, F, Fut>(&self, what: Fallback, call: F) -> Option<T>
+    async fn wait<T, F, Fut>(&self, what: Fallback, call: F) -> Option<T>
     where
         T: Send + 'static,
         F: FnOnce(redis::aio::ConnectionManager) -> Fut + Send + 'static,
@@ -77,19 +78,19 @@ impl Cluster {
             _ => return self.fell_back(what, "Redis unreachable"),
         };
         let t = i.cfg.timeout;
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let (tx, rx) = tokio::sync::oneshot::channel();
         self.handle.spawn(async move {
             let r = tokio::time::timeout(t, call(conn)).await;
             let _ = tx.send(r);
         });
-        match rx.recv_timeout(t + Duration::from_millis(10)) {
-            Ok(Ok(Ok(v))) => {
+        match tokio::time::timeout(t + Duration::from_millis(10), rx).await {
+            Ok(Ok(Ok(Ok(v)))) => {
                 if i.degraded.swap(false, Ordering::Relaxed) {
                     tracing::info!("cluster: shared plugin state back in Redis");
                 }
                 Some(v)
             }
-            Ok(Ok(Err(e))) => self.fell_back(what, &e.to_string()),
+            Ok(Ok(Ok(Err(e)))) => self.fell_back(what, &e.to_string()),
             _ => self.fell_back(what, "timed out"),
         }
     }
@@ -105,7 +106,13 @@ impl Cluster {
     }
 
     /// `counter-add` in Redis; none: use the local counter.
-    pub fn counter_add(&self, plugin: &str, key: &str, delta: i64, ttl_ms: u64) -> Option<i64> {
+    pub async fn counter_add(
+        &self,
+        plugin: &str,
+        key: &str,
+        delta: i64,
+        ttl_ms: u64,
+    ) -> Option<i64> {
         if key.len() > MAX_KEY_BYTES {
             return None;
         }
@@ -119,10 +126,11 @@ impl Cluster {
                 .invoke_async(&mut c)
                 .await
         })
+        .await
     }
 
     /// `take-token` in Redis; none: use the local bucket.
-    pub fn take_token(
+    pub async fn take_token(
         &self,
         plugin: &str,
         key: &str,
@@ -133,19 +141,21 @@ impl Cluster {
             return None;
         }
         let k = self.state_key(plugin, "bucket", key);
-        let wait: u64 = self.wait(Fallback::Limits, move |mut c| async move {
-            BUCKET_SCRIPT
-                .key(k)
-                .arg(rate)
-                .arg(burst)
-                .invoke_async(&mut c)
-                .await
-        })?;
+        let wait: u64 = self
+            .wait(Fallback::Limits, move |mut c| async move {
+                BUCKET_SCRIPT
+                    .key(k)
+                    .arg(rate)
+                    .arg(burst)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
         Some(if wait == 0 { Ok(()) } else { Err(wait) })
     }
 
     /// `kv-get` in Redis (plugins with `shared_kv`); none: use the local store.
-    pub fn kv_get(&self, plugin: &str, key: &str) -> Option<Option<Vec<u8>>> {
+    pub async fn kv_get(&self, plugin: &str, key: &str) -> Option<Option<Vec<u8>>> {
         if key.len() > MAX_KEY_BYTES {
             return None;
         }
@@ -153,10 +163,11 @@ impl Cluster {
         self.wait(Fallback::Kv, move |mut c| async move {
             redis::cmd("GET").arg(k).query_async(&mut c).await
         })
+        .await
     }
 
     /// `kv-set` in Redis (plugins with `shared_kv`); none: use the local store.
-    pub fn kv_set(&self, plugin: &str, key: &str, value: &[u8], ttl_ms: u64) -> Option<()> {
+    pub async fn kv_set(&self, plugin: &str, key: &str, value: &[u8], ttl_ms: u64) -> Option<()> {
         if key.len() > MAX_KEY_BYTES || value.len() > MAX_SHARED_VALUE {
             return None;
         }
@@ -172,5 +183,6 @@ impl Cluster {
                 .query_async(&mut c)
                 .await
         })
+        .await
     }
 }

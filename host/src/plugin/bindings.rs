@@ -6,8 +6,16 @@ wasmtime::component::bindgen!({
     path: "../wit",
     world: "plugin",
     // Hook calls are async so WASI stdio (and anything else that may wait)
-    // never blocks a tokio worker; the host functions themselves are sync.
+    // never blocks a tokio worker. The host functions are sync but for the
+    // shared plugin state, which may wait on the cluster's Redis: they
+    // await it, and the call's fiber yields to tokio meanwhile.
     exports: { default: async },
+    imports: {
+        "lacquer:plugin/host.counter-add": async,
+        "lacquer:plugin/host.take-token": async,
+        "lacquer:plugin/host.kv-get": async,
+        "lacquer:plugin/host.kv-set": async,
+    },
     with: {
         "lacquer:plugin/types.request": super::host_api::RequestHandle,
         "lacquer:plugin/types.response": super::host_api::ResponseHandle,

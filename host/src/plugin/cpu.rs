@@ -78,6 +78,26 @@ impl CpuBudget {
         }))
     }
 
+    /// The call is about to await something (a host call that waits on the
+    /// network): charge what it ran since it last resumed, so a guest that
+    /// calls such a host function in a loop still spends its budget (the
+    /// next tick traps once it is spent).
+    pub fn pause(&mut self) {
+        let here = std::thread::current().id();
+        if let Some((thread, then)) = self.resumed.lock().take()
+            && thread == here
+        {
+            self.used += cpu_now().saturating_sub(then);
+        }
+    }
+
+    /// The call goes on here after awaiting something (a host call that
+    /// waited on the network): what the thread ran meanwhile is not the
+    /// call's.
+    pub fn resume_here(&mut self) {
+        *self.resumed.lock() = Some((std::thread::current().id(), cpu_now()));
+    }
+
     /// CPU time charged to the call so far.
     #[cfg(test)]
     pub fn used(&self) -> Duration {
@@ -113,5 +133,32 @@ mod tests {
         assert!(b.on_tick().is_err());
         b.reset();
         assert!(b.on_tick().is_ok());
+    }
+
+    #[test]
+    fn a_host_wait_is_not_charged_and_what_ran_between_waits_is() {
+        let tick = Duration::from_millis(1);
+        let mut b = CpuBudget::new(Duration::from_millis(30), tick);
+        let spin = |d: Duration| {
+            let t = ThreadTime::now();
+            while t.elapsed() < d {
+                std::hint::black_box(0u64);
+            }
+        };
+        // A guest that spins between host calls that wait: every stretch
+        // between two waits is charged, the waits are not.
+        for _ in 0..4 {
+            b.resume_here();
+            spin(Duration::from_millis(10));
+            b.pause();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(b.used() >= Duration::from_millis(40), "{:?}", b.used());
+        assert!(b.used() < Duration::from_millis(70), "{:?}", b.used());
+        b.resume_here();
+        assert!(
+            b.on_tick().is_err(),
+            "the budget is spent: the next tick traps"
+        );
     }
 }

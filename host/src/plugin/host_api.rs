@@ -372,7 +372,7 @@ impl host::Host for StoreState {
     fn backend_healthy(&mut self, name: String) -> Option<bool> {
         self.env.backends.healthy(&name)
     }
-    fn counter_add(&mut self, key: String, delta: i64, ttl_ms: u64) -> i64 {
+    async fn counter_add(&mut self, key: String, delta: i64, ttl_ms: u64) -> i64 {
         let env = &self.env;
         let mut delta = delta;
         if let Some(c) = &env.cluster {
@@ -380,30 +380,39 @@ impl host::Host for StoreState {
             if c.is_hop(&self.req.headers) {
                 delta = 0;
             }
-            if let Some(v) = c.counter_add(&env.name, &key, delta, ttl_ms) {
+            self.cpu.pause();
+            let v = c.counter_add(&env.name, &key, delta, ttl_ms).await;
+            self.cpu.resume_here();
+            if let Some(v) = v {
                 return v;
             }
         }
         env.kv.counter_add(&key, delta, ttl_ms)
     }
-    fn kv_get(&mut self, key: String) -> Option<Vec<u8>> {
+    async fn kv_get(&mut self, key: String) -> Option<Vec<u8>> {
         let env = &self.env;
-        if let Some(c) = env.cluster.as_ref().filter(|_| env.shared_kv)
-            && let Some(v) = c.kv_get(&env.name, &key)
-        {
-            return v;
+        if let Some(c) = env.cluster.as_ref().filter(|_| env.shared_kv) {
+            self.cpu.pause();
+            let v = c.kv_get(&env.name, &key).await;
+            self.cpu.resume_here();
+            if let Some(v) = v {
+                return v;
+            }
         }
-        env.kv.get(&key)
+        self.env.kv.get(&key)
     }
-    fn kv_set(&mut self, key: String, value: Vec<u8>, ttl_ms: u64) -> Result<(), String> {
+    async fn kv_set(&mut self, key: String, value: Vec<u8>, ttl_ms: u64) -> Result<(), String> {
         let env = &self.env;
-        if let Some(c) = env.cluster.as_ref().filter(|_| env.shared_kv)
-            && c.kv_set(&env.name, &key, &value, ttl_ms).is_some()
-        {
-            return Ok(());
+        if let Some(c) = env.cluster.as_ref().filter(|_| env.shared_kv) {
+            self.cpu.pause();
+            let done = c.kv_set(&env.name, &key, &value, ttl_ms).await;
+            self.cpu.resume_here();
+            if done.is_some() {
+                return Ok(());
+            }
         }
         // A full namespace is the plugin's business (it is told), not a fault.
-        env.kv.set(key, value, ttl_ms)
+        self.env.kv.set(key, value, ttl_ms)
     }
     fn invalidate(
         &mut self,
@@ -428,17 +437,20 @@ impl host::Host for StoreState {
         );
         Ok(n as u32)
     }
-    fn take_token(&mut self, key: String, rate: f64, burst: u32) -> Result<(), u64> {
+    async fn take_token(&mut self, key: String, rate: f64, burst: u32) -> Result<(), u64> {
         let env = &self.env;
         if let Some(c) = &env.cluster {
             // A hop from another node was charged there, when the client asked it.
             if c.is_hop(&self.req.headers) {
                 return Ok(());
             }
-            if let Some(r) = c.take_token(&env.name, &key, rate, burst) {
+            self.cpu.pause();
+            let r = c.take_token(&env.name, &key, rate, burst).await;
+            self.cpu.resume_here();
+            if let Some(r) = r {
                 return r;
             }
         }
-        env.kv.take_token(&key, rate, burst)
+        self.env.kv.take_token(&key, rate, burst)
     }
 }

@@ -81,3 +81,52 @@ async fn counters_are_shared_and_kv_only_with_shared_kv() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_request_waiting_on_redis_holds_no_worker() {
+    let redis = Redis::start().await;
+    let origin = lacquer_tests::Origin::start(|_| {
+        lacquer_tests::Reply::ok("ok").header("cache-control", "no-store")
+    })
+    .await;
+    // A long heartbeat: the node keeps taking Redis for up while it is
+    // paused, so the limit's call waits its whole `timeout` on it.
+    let nodes = start_nodes(
+        1,
+        &origin.url(),
+        &redis.url(),
+        &rate_limit("requests_per_second = 100, burst = 100"),
+        "timeout = \"500ms\"\nheartbeat = \"10s\"\n",
+    )
+    .await;
+    wait_formed(&nodes, 1).await;
+    let l = &nodes[0];
+    assert_eq!(get(l, "/warm").await.status, 200);
+    assert_eq!(fallbacks(l, "limits").await, 0.0);
+    assert_eq!(redis.cli(&["CLIENT", "PAUSE", "5000", "ALL"]), "OK");
+    let calls = "lacquer_plugin_calls_total{plugin=\"rate-limit\",hook=\"on-recv\"}";
+    // The test runs on one thread, as the node does: had the wait held the
+    // thread, neither the metrics nor anything else would be answered
+    // before it ended (in its fallback).
+    let waiting = get(l, "/waits");
+    let meanwhile = async {
+        wait_until(
+            Duration::from_secs(10),
+            "the limit's call began",
+            || async { l.metric(calls).await == 2.0 },
+        )
+        .await;
+        let status = l.admin("GET", "/status", "").await.status;
+        (status, fallbacks(l, "limits").await)
+    };
+    let (g, (status, during)) = tokio::join!(waiting, meanwhile);
+    assert_eq!(status, 200);
+    assert_eq!(during, 0.0, "answered while the call still waited on Redis");
+    assert_eq!(
+        g.status,
+        200,
+        "the limit fell back to this node's: {}",
+        g.text()
+    );
+    assert_eq!(fallbacks(l, "limits").await, 1.0);
+}
