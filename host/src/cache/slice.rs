@@ -10,6 +10,11 @@ use http_body::{Body, Frame, SizeHint};
 
 use crate::body::{BoxError, ProxyBody};
 
+/// Frames skipped in one poll at most: skipping to the end of a large
+/// decompressed object is CPU work on always-ready frames, so past this the
+/// slice yields to other tasks and goes on at its next poll.
+const SKIPS_PER_POLL: usize = 16;
+
 /// Bytes `start..start + len` of `inner`. The inner body is read only as
 /// far as needed; one that ends early is an error (the client was promised
 /// `len` bytes).
@@ -39,7 +44,12 @@ impl Body for Slice {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
+        let mut skipped = 0;
         loop {
+            if skipped == SKIPS_PER_POLL {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
             if this.left == 0 {
                 return Poll::Ready(None);
             }
@@ -56,12 +66,14 @@ impl Body for Slice {
                 }
                 Poll::Ready(Some(Ok(frame))) => {
                     let Ok(mut data) = frame.into_data() else {
+                        skipped += 1;
                         continue;
                     };
                     let skip = this.skip.min(data.len() as u64);
                     data.advance(skip as usize);
                     this.skip -= skip;
                     if data.is_empty() {
+                        skipped += 1;
                         continue;
                     }
                     data.truncate(this.left.min(data.len() as u64) as usize);
@@ -113,6 +125,27 @@ mod tests {
             let got = read_all(Slice::new(chunks(), start, len).boxed_unsync()).await;
             assert_eq!(got.unwrap(), want.as_bytes(), "{start}+{len}");
         }
+    }
+
+    #[test]
+    fn skipping_a_long_way_yields_between_polls() {
+        let many: Vec<Bytes> = (0..100)
+            .map(|_| Bytes::from_static(b"0123456789"))
+            .collect();
+        let mut slice = Slice::new(crate::cache::body::BodyBuf::of_chunks(many), 995, 5);
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let mut polls = 0;
+        let data = loop {
+            polls += 1;
+            match Pin::new(&mut slice).poll_frame(&mut cx) {
+                Poll::Pending => continue,
+                Poll::Ready(f) => break f.unwrap().unwrap().into_data().unwrap(),
+            }
+        };
+        assert_eq!(&data[..], b"56789");
+        // 99 frames to skip, at most SKIPS_PER_POLL in one poll.
+        assert_eq!(polls, 99 / SKIPS_PER_POLL + 1);
     }
 
     #[tokio::test]
