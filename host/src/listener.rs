@@ -320,8 +320,14 @@ impl Accepted {
             .timer(TokioTimer::new())
             .header_read_timeout(header_read);
         builder.http2().timer(TokioTimer::new());
+        // A client that stops reading a response (its TCP window shut)
+        // fails the write after `idle_timeout`, like nginx's send_timeout:
+        // a request in progress is otherwise never timed out.
+        let mut timed = tokio_io_timeout::TimeoutStream::new(io);
+        timed.set_write_timeout(Some(idle));
+        let io = InterimIo::new(Box::pin(timed), interim);
         let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(InterimIo::new(io, interim)), svc)
+            .serve_connection_with_upgrades(TokioIo::new(io), svc)
             .into_owned();
         let conn = watcher.watch(conn);
         tokio::pin!(conn);
@@ -333,6 +339,8 @@ impl Accepted {
                         .is_some_and(hyper::Error::is_timeout);
                     if timeout {
                         shared.metrics.header_read_timeouts.inc();
+                    } else if send_timed_out(&*e) {
+                        shared.metrics.send_timeouts.inc();
                     }
                     tracing::debug!("connection from {peer}: {e}");
                 }
@@ -351,4 +359,18 @@ impl Accepted {
             }
         }
     }
+}
+
+/// Whether a connection ended because a write to the client timed out.
+fn send_timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }

@@ -142,6 +142,9 @@ pub struct Metrics {
     pub header_read_timeouts: Counter,
     /// `lacquer_connection_timeouts_total{kind="idle"}`
     pub idle_timeouts: Counter,
+    /// `lacquer_connection_timeouts_total{kind="send"}`: a client that read
+    /// nothing of a response for `idle_timeout`.
+    pub send_timeouts: Counter,
     requests_refused: Family<Labels, Counter>,
     tls_handshake_failures: Family<Labels, Counter>,
     proxy_protocol_rejected: Family<Labels, Counter>,
@@ -232,6 +235,7 @@ impl Metrics {
             connections_refused: Counter::default(),
             header_read_timeouts: Counter::default(),
             idle_timeouts: Counter::default(),
+            send_timeouts: Counter::default(),
             requests_refused: Family::default(),
             tls_handshake_failures: Family::default(),
             proxy_protocol_rejected: Family::default(),
@@ -257,6 +261,9 @@ impl Metrics {
             .clone();
         m.idle_timeouts = timeouts
             .get_or_create(&vec![("kind", "idle".into())])
+            .clone();
+        m.send_timeouts = timeouts
+            .get_or_create(&vec![("kind", "send".into())])
             .clone();
         let r = &mut m.registry;
         r.register(

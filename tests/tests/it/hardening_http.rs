@@ -202,6 +202,36 @@ async fn an_idle_keep_alive_connection_is_closed() {
 }
 
 #[tokio::test]
+async fn a_client_that_stops_reading_a_response_is_closed_and_counted() {
+    let body = "x".repeat(16 << 20);
+    let o = Origin::start(move |_| cached(&body)).await;
+    let l = Lacquer::with_origin(
+        &o.url(),
+        "[server]\nidle_timeout = \"300ms\"\n[cache]\nmax_object_size = \"32MiB\"\n",
+    )
+    .await;
+    // A small receive window, and nothing read: the 16 MiB answer cannot
+    // all go out, the host's write stays pending.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut c = socket.connect(l.server.addr()).await.unwrap();
+    c.write_all(b"GET /big HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    wait_until(LONG, "the stalled write timed out", || async {
+        l.metric("lacquer_connection_timeouts_total{kind=\"send\"}")
+            .await
+            == 1.0
+    })
+    .await;
+    wait_until(LONG, "the connection is gone", || async {
+        l.metric("lacquer_connections").await == 0.0
+    })
+    .await;
+    drop(c);
+}
+
+#[tokio::test]
 async fn connections_past_max_connections_are_refused_and_counted() {
     let o = Origin::start(|_| Reply::ok("origin")).await;
     let l = Lacquer::with_origin(&o.url(), "[server]\nmax_connections = 3\n").await;
