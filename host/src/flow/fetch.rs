@@ -231,10 +231,31 @@ impl Cx {
             // The cache fetches whole objects and answers conditionals and
             // ranges itself; with `[cache] partial` it asks for the range.
             // A stale complete copy is revalidated whole instead.
-            let ranged = self.generation.config.cache.partial.enabled
+            let mut ranged = self.generation.config.cache.partial.enabled
                 && self.rs.method == Method::GET
                 && headers.contains_key(header::RANGE)
                 && stale.is_none_or(|o| o.partial.is_some() || o.hfm);
+            // The pieces stored: their range is asked for if they are still
+            // the current object (`If-Range` with their tag), else the whole
+            // changed object comes. A client's own `If-Range` goes to the
+            // backend when nothing is stored (it decides between the range
+            // and the whole object); one naming another version than the
+            // pieces' asks for the whole object (RFC 9110 §13.1.5: a range
+            // of a version the client doesn't have must not be sent).
+            let pieces_tag = if ranged {
+                self.shared
+                    .cache
+                    .partial_variant(self.key(), &self.rs.headers)
+                    .and_then(|o| o.headers.get(header::ETAG).cloned())
+            } else {
+                None
+            };
+            let client_if_range = headers.get(header::IF_RANGE).cloned();
+            if let (Some(tag), Some(theirs)) = (&pieces_tag, &client_if_range)
+                && tag != theirs
+            {
+                ranged = false;
+            }
             for h in [
                 header::IF_NONE_MATCH,
                 header::IF_MODIFIED_SINCE,
@@ -247,15 +268,8 @@ impl Cx {
                     headers.remove(h);
                 }
             }
-            // The range of the pieces stored, or the whole changed object.
-            if ranged
-                && let Some(o) = self
-                    .shared
-                    .cache
-                    .partial_variant(self.key(), &self.rs.headers)
-                && let Some(tag) = o.headers.get(header::ETAG)
-            {
-                headers.insert(header::IF_RANGE, tag.clone());
+            if ranged && let Some(v) = pieces_tag.or(client_if_range) {
+                headers.insert(header::IF_RANGE, v);
             }
             // Revalidate a stale copy instead of fetching it again.
             if let Some(o) = stale.filter(|o| !o.hfm && o.status == StatusCode::OK) {

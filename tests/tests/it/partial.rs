@@ -251,3 +251,44 @@ async fn a_206_shorter_than_its_content_range_is_refused_and_counted() {
     assert_eq!(again.status, 502, "nothing was stored");
     assert_eq!(o.hits(), 2);
 }
+
+/// RFC 9110 §13.1.5: a client's `If-Range` decides between its range and
+/// the whole object. With nothing stored the backend decides (it is sent
+/// on); against stored pieces of another version the whole object is
+/// fetched and sent, never a range of a version the client doesn't have.
+#[tokio::test]
+async fn a_clients_if_range_is_never_answered_with_another_versions_range() {
+    let o = range_origin(|_| "\"p\"").await;
+    let l = Lacquer::with_origin(&o.url(), PARTIAL_ON).await;
+    let r = l
+        .request(
+            "GET",
+            "/i",
+            &[("range", "bytes=0-9"), ("if-range", "\"p\"")],
+            "",
+        )
+        .await;
+    assert_eq!((r.status, r.text().as_str()), (206, "0123456789"));
+    assert_eq!(
+        o.seen()[0].headers["if-range"],
+        "\"p\"",
+        "with nothing stored, the client's If-Range is the backend's to judge"
+    );
+    let r = l
+        .request(
+            "GET",
+            "/i",
+            &[("range", "bytes=12-15"), ("if-range", "\"old\"")],
+            "",
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, BODY),
+        "the client's version is not the stored one: the whole object"
+    );
+    assert!(
+        !o.seen()[1].headers.contains_key("range"),
+        "the whole object was fetched"
+    );
+}
