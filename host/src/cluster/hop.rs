@@ -58,6 +58,11 @@ impl Recent {
                     m.retain(|_, t| *t > now);
                 }
                 if m.len() >= MAX_RECENT {
+                    // Every key remembered ends within the window: one
+                    // refresh-all for it covers them, and the map starts
+                    // again (so a purge storm scans it once per window,
+                    // not once per purge).
+                    m.clear();
                     drop(m);
                     *self.all_until.lock() = Some(until);
                 } else {
