@@ -31,6 +31,12 @@ use crate::metrics::Metrics;
 
 /// Streams one HTTP/2 connection opens before the backend's own limit is known.
 const H2_MAX_STREAMS: usize = 100;
+/// Distinct Hosts that get their own `:authority` (and so their own
+/// connection pool) on a backend that may speak HTTP/2; requests for
+/// further ones carry the backend's configured authority. Clients choose
+/// the Host: without a bound, each new one would open and keep a
+/// connection to the backend.
+const MAX_AUTHORITIES: usize = 256;
 
 /// One backend.
 pub struct Backend {
@@ -44,6 +50,9 @@ pub struct Backend {
     /// HTTP/2 may be spoken (h2c, or ALPN on https): the request URI then
     /// carries the Host the backend is to see, as `:authority`.
     may_h2: bool,
+    /// The Hosts given their own `:authority` so far (at most
+    /// [`MAX_AUTHORITIES`]).
+    authorities: parking_lot::Mutex<std::collections::HashSet<Authority>>,
     client: Client<BackendConnector, ProxyBody>,
     /// Health, shared across reloads.
     pub health: Arc<Health>,
@@ -80,6 +89,7 @@ impl Backend {
                 http::uri::Scheme::HTTP
             },
             may_h2,
+            authorities: Default::default(),
             name: cfg.name.as_str().into(),
             authority: cfg
                 .uri
@@ -208,6 +218,10 @@ impl Backend {
         let authority = host
             .filter(|_| self.may_h2)
             .and_then(|h| Authority::try_from(h.as_bytes()).ok())
+            .filter(|a| {
+                let mut known = self.authorities.lock();
+                known.contains(a) || (known.len() < MAX_AUTHORITIES && known.insert(a.clone()))
+            })
             .unwrap_or_else(|| self.authority.clone());
         Uri::builder()
             .scheme(self.scheme.clone())

@@ -341,3 +341,31 @@ async fn a_passed_post_body_reaches_an_h2_backend() {
     assert_eq!(r.status, 200);
     assert_eq!(r.text(), "POST HTTP/2.0 7");
 }
+
+/// Clients choose the Host, which HTTP/2 carries as `:authority` and
+/// hyper's pool keys connections by: past a bound of distinct Hosts the
+/// backend's own authority is used, so new Hosts cannot each open and keep
+/// a connection to the backend.
+#[tokio::test]
+async fn distinct_client_hosts_open_a_bounded_number_of_h2_connections() {
+    let origin = Origin::start(uncacheable).await;
+    let l = start(&[backend("h2c-hosts", &origin.url(), "protocol = \"h2c\"")]).await;
+    for i in 0..300 {
+        let host = format!("h{i}.example");
+        let r = l.request("GET", "/", &[("host", host.as_str())], "").await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let seen = origin.seen();
+    let own = origin.url().trim_start_matches("http://").to_owned();
+    assert_eq!(seen[0].authority.as_deref(), Some("h0.example"));
+    assert_eq!(
+        seen[299].authority.as_deref(),
+        Some(own.as_str()),
+        "past the bound, the backend's own authority"
+    );
+    assert!(
+        origin.connections() <= 257,
+        "{} connections",
+        origin.connections()
+    );
+}
