@@ -58,9 +58,9 @@ while n < size:
 sys.stdout.write("".join(out)[:size])
 PY
 done
-start_lacquer lacquer-gz none
-start_lacquer lacquer-id none "[cache]
-compress = { enabled = false }"
+start_lacquer lacquer-gz none "[cache]
+compress = { enabled = true }"
+start_lacquer lacquer-id none
 
 # case -> the Lacquer it measures and whether the client asks for gzip.
 system() { [[ $1 == identity-plain ]] && echo lacquer-id || echo lacquer-gz; }

@@ -231,7 +231,10 @@ fn cache_partial_and_compress_are_checked() {
     )
     .unwrap();
     assert_eq!(c.cache.compress.min_size.0, 4096);
-    assert!(c.cache.compress.enabled && !c.cache.partial.enabled);
+    assert!(
+        !c.cache.compress.enabled && !c.cache.partial.enabled,
+        "both are opt-in"
+    );
 }
 
 fn cluster(body: &str) -> String {

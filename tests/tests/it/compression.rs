@@ -10,6 +10,8 @@ use bytes::Bytes;
 use lacquer_tests::{Got, Lacquer, Origin, Reply};
 
 const GZIP: (&str, &str) = ("accept-encoding", "gzip, deflate");
+/// `[cache] compress` is off by default: these tests turn it on.
+const COMPRESS: &str = "[cache]\ncompress = { enabled = true }\n";
 
 /// A body that compresses well and has no repeating period shorter than a
 /// line, so a slice of it is recognisable.
@@ -65,7 +67,7 @@ async fn identity_text_is_stored_gzipped_and_served_to_each_client_in_its_coding
     let body = text(400);
     let b = body.clone();
     let o = Origin::start(move |_| text_origin_reply(&b)).await;
-    let l = Lacquer::with_origin(&o.url(), "").await;
+    let l = Lacquer::with_origin(&o.url(), COMPRESS).await;
 
     // The miss: an identity client reads the object while it is compressed.
     let first = l.get("/t").await;
@@ -124,7 +126,7 @@ async fn a_body_without_length_is_compressed_as_it_streams() {
         r
     })
     .await;
-    let l = Lacquer::with_origin(&o.url(), "").await;
+    let l = Lacquer::with_origin(&o.url(), COMPRESS).await;
     let first = l.request("GET", "/s", &[GZIP], "").await;
     assert_eq!(first.header("content-encoding"), "gzip");
     assert_eq!(gunzip(&first.body), body.as_bytes());
@@ -164,7 +166,7 @@ async fn encoded_small_unlisted_and_no_transform_responses_are_stored_as_sent() 
         }
     })
     .await;
-    let l = Lacquer::with_origin(&o.url(), "").await;
+    let l = Lacquer::with_origin(&o.url(), COMPRESS).await;
     for path in ["/encoded", "/small", "/png", "/no-transform"] {
         for headers in [&[GZIP][..], &[]] {
             let r = l.request("GET", path, headers, "").await;
@@ -192,7 +194,7 @@ async fn if_none_match_is_answered_for_both_representations() {
     let body = text(100);
     let b = body.clone();
     let o = Origin::start(move |_| text_origin_reply(&b)).await;
-    let l = Lacquer::with_origin(&o.url(), "").await;
+    let l = Lacquer::with_origin(&o.url(), COMPRESS).await;
     l.get("/c").await;
     type Headers<'a> = &'a [(&'a str, &'a str)];
     let cases: &[(Headers<'_>, u16, &str)] = &[
@@ -235,7 +237,7 @@ async fn revalidation_sends_the_origins_tag_and_keeps_the_compressed_body() {
         }
     })
     .await;
-    let l = Lacquer::with_origin(&o.url(), "[cache]\ndefault_grace = \"0s\"\n").await;
+    let l = Lacquer::with_origin(&o.url(), &format!("{COMPRESS}default_grace = \"0s\"\n")).await;
     l.get("/r").await;
     let gz = l.request("GET", "/r", &[GZIP], "").await;
     assert_eq!(o.hits(), 2, "stale at once: revalidated");
@@ -261,7 +263,7 @@ async fn ranges_apply_to_the_representation_the_client_gets() {
     let body = text(200);
     let b = body.clone();
     let o = Origin::start(move |_| text_origin_reply(&b)).await;
-    let l = Lacquer::with_origin(&o.url(), "").await;
+    let l = Lacquer::with_origin(&o.url(), COMPRESS).await;
     let whole_gz = l.request("GET", "/g", &[GZIP], "").await.body;
 
     let r = l
@@ -303,8 +305,8 @@ async fn memory_is_counted_at_the_compressed_size() {
     assert!(body.len() > 200_000);
     let b = body.clone();
     let o = Origin::start(move |_| text_origin_reply(&b)).await;
-    let on = Lacquer::with_origin(&o.url(), "").await;
-    let off = Lacquer::with_origin(&o.url(), "[cache]\ncompress = { enabled = false }\n").await;
+    let on = Lacquer::with_origin(&o.url(), COMPRESS).await;
+    let off = Lacquer::with_origin(&o.url(), "").await;
     for l in [&on, &off] {
         assert_eq!(l.get("/m").await.body, body.as_bytes());
     }

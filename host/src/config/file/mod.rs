@@ -348,7 +348,9 @@ impl Default for PartialSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CompressSection {
-    /// On or off. Default on.
+    /// On or off. Default off, as in Varnish (`beresp.do_gzip`), nginx and
+    /// Envoy: a client that doesn't accept gzip pays a decompression on
+    /// every hit of a compressed object.
     pub enabled: bool,
     /// Media types compressed: `type/subtype`, or `type/*` for a whole
     /// type, compared without parameters and case-insensitively. Default
@@ -364,7 +366,7 @@ pub struct CompressSection {
 impl Default for CompressSection {
     fn default() -> Self {
         Self {
-            enabled: true,
+            enabled: false,
             types: DEFAULT_COMPRESS_TYPES
                 .iter()
                 .map(|t| t.to_string())
