@@ -20,7 +20,7 @@ use crate::backend::Backend;
 use crate::body::{TimeoutBody, empty};
 use crate::cache::body::BodyBuf;
 use crate::cache::partial::Pieces;
-use crate::cache::policy::{self, Facts, VaryKey};
+use crate::cache::policy::{self, Facts};
 use crate::cache::{NewObject, Outcome};
 use crate::kinds::{FetchFailure, FetchKind, Proposal, State, Storage};
 use crate::plugin::RespState;
@@ -141,29 +141,8 @@ impl Cx {
         let obj = cache.insert(
             key,
             NewObject {
-                status,
-                headers: resp.headers,
-                body: buf,
-                initial_age: facts.initial_age,
-                ttl: p.ttl,
-                grace: p.grace,
-                keep: p.keep,
-                hfm: false,
-                vary: facts
-                    .vary
-                    .map(|names| VaryKey::new(names, &self.rs.headers)),
-                must_revalidate: facts.must_revalidate,
-                no_cache: facts.no_cache,
-                stale_if_error: facts.stale_if_error,
-                host: self.rs.host.as_str().into(),
-                url: self
-                    .rs
-                    .uri
-                    .path_and_query()
-                    .map_or("/", |p| p.as_str())
-                    .into(),
-                gzip: None,
                 partial,
+                ..self.new_object(status, resp.headers, buf, &p, facts)
             },
         );
         mode.resolve(Outcome::Stored);

@@ -34,6 +34,44 @@ pub(super) enum Source {
 }
 
 impl Cx {
+    /// What is stored for this request: `status`, `headers` and `body`, kept
+    /// as the policy (`p`) and the response's caching facts decided, neither
+    /// compressed nor a partial piece.
+    pub(super) fn new_object(
+        &self,
+        status: StatusCode,
+        headers: http::HeaderMap,
+        body: Arc<BodyBuf>,
+        p: &Proposal,
+        facts: Facts,
+    ) -> NewObject {
+        NewObject {
+            status,
+            headers,
+            body,
+            initial_age: facts.initial_age,
+            ttl: p.ttl,
+            grace: p.grace,
+            keep: p.keep,
+            hfm: false,
+            vary: facts
+                .vary
+                .map(|names| VaryKey::new(names, &self.rs.headers)),
+            must_revalidate: facts.must_revalidate,
+            no_cache: facts.no_cache,
+            stale_if_error: facts.stale_if_error,
+            host: self.rs.host.as_str().into(),
+            url: self
+                .rs
+                .uri
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .into(),
+            gzip: None,
+            partial: None,
+        }
+    }
+
     pub(super) async fn store_or_stream(
         &mut self,
         mut mode: Mode,
@@ -88,29 +126,8 @@ impl Cx {
                 let obj = cache.insert(
                     key,
                     NewObject {
-                        status: resp.status,
-                        headers: resp.headers,
-                        body: buf,
-                        initial_age: facts.initial_age,
-                        ttl: p.ttl,
-                        grace: p.grace,
-                        keep: p.keep,
-                        hfm: false,
-                        vary: facts
-                            .vary
-                            .map(|names| VaryKey::new(names, &self.rs.headers)),
-                        must_revalidate: facts.must_revalidate,
-                        no_cache: facts.no_cache,
-                        stale_if_error: facts.stale_if_error,
-                        host: self.rs.host.as_str().into(),
-                        url: self
-                            .rs
-                            .uri
-                            .path_and_query()
-                            .map_or("/", |p| p.as_str())
-                            .into(),
                         gzip,
-                        partial: None,
+                        ..self.new_object(resp.status, resp.headers, buf, &p, facts)
                     },
                 );
                 mode.resolve(Outcome::Stored);
