@@ -37,36 +37,8 @@ echo
 
 # The origin: nginx answering every /obj/N with the same 1 KB body, fresh for
 # an hour; its access log counts what reaches it.
-odir=$WORK/origin
-mkdir -p "$odir/www"
-head -c 1024 /dev/zero | tr '\0' 'x' >"$odir/www/obj.txt"
-chmod -R a+rX "$odir"
-PORT[origin]=$(free_ports 1)
-cat >"$odir/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $odir/nginx.pid;
-error_log $odir/error.log warn;
-events { worker_connections 1024; }
-http {
-    default_type text/plain;
-    access_log $odir/access.log;
-    client_body_temp_path $odir/tmp-body;
-    proxy_temp_path $odir/tmp-proxy;
-    fastcgi_temp_path $odir/tmp-fastcgi;
-    uwsgi_temp_path $odir/tmp-uwsgi;
-    scgi_temp_path $odir/tmp-scgi;
-    keepalive_requests 1000000;
-    server {
-        listen 127.0.0.1:${PORT[origin]};
-        root $odir/www;
-        location / { try_files /obj.txt =404; add_header Cache-Control "max-age=3600"; }
-    }
-}
-EOF
-: >"$odir/access.log"
-spawn origin "$odir/nginx.log" nginx -c "$odir/nginx.conf" -e "$odir/error.log"
-wait_http origin "http://127.0.0.1:${PORT[origin]}/obj/0" "$odir/nginx.log"
+ORIGIN_LOCATION='location / { try_files /1024.txt =404; add_header Cache-Control "max-age=3600"; }'
+start_origin 1024
 
 # redis-server on a Unix socket, no persistence.
 rdir=$WORK/redis

@@ -133,8 +133,10 @@ wait_http() {
 
 # The origin: nginx serving static files with Cache-Control: max-age=3600.
 # Its access log counts the requests that reach it (a cache-hit run adds none).
+# ORIGIN_LOCATION replaces its `location /` block (e.g. one file for every URL).
 start_origin() {
     local dir=$WORK/origin size
+    local location=${ORIGIN_LOCATION:-'location / { add_header Cache-Control "max-age=3600"; }'}
     mkdir -p "$dir/www"
     for size in "$@"; do
         head -c "$size" /dev/zero | tr '\0' 'x' >"$dir/www/$size.txt"
@@ -159,7 +161,7 @@ http {
     server {
         listen 127.0.0.1:${PORT[origin]};
         root $dir/www;
-        location / { add_header Cache-Control "max-age=3600"; }
+        $location
     }
 }
 EOF
