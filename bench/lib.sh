@@ -113,6 +113,7 @@ spawn() {
 }
 
 # wait_http NAME URL LOGFILE: wait (up to 15 s) until URL answers; fail clearly if not.
+# An https URL is not verified (the benchmarks' own certificate).
 wait_http() {
     local name=$1 url=$2 logf=$3 i
     for i in $(seq 150); do
@@ -121,7 +122,7 @@ wait_http() {
             tail -n 30 "$logf" >&2 || true
             die "$name exited during startup (log above)"
         fi
-        if curl -s -o /dev/null --max-time 1 "$url"; then
+        if curl -sk -o /dev/null --max-time 1 "$url"; then
             return 0
         fi
         sleep 0.1
@@ -182,8 +183,11 @@ start_varnish() {
     wait_http varnish "http://127.0.0.1:${PORT[varnish]}/" "$dir/varnishd.log"
 }
 
+# start_nginx_cache [LISTEN_OPTIONS SERVER_LINES]: nginx proxy_cache in front of
+# the origin; e.g. "ssl http2" and the ssl_* lines for a TLS listener.
 start_nginx_cache() {
-    local dir=$WORK/nginx
+    local dir=$WORK/nginx listen_opts=${1:-} server_lines=${2:-} scheme=http
+    [[ $listen_opts == *ssl* ]] && scheme=https
     mkdir -p "$dir"
     PORT[nginx]=$(free_ports 1)
     cat >"$dir/nginx.conf" <<EOF
@@ -208,7 +212,8 @@ http {
         keepalive 32;
     }
     server {
-        listen 127.0.0.1:${PORT[nginx]};
+        listen 127.0.0.1:${PORT[nginx]} $listen_opts;
+$server_lines
         location / {
             proxy_pass http://origin;
             proxy_http_version 1.1;
@@ -220,7 +225,7 @@ http {
 }
 EOF
     spawn nginx "$dir/stdout.log" nginx -e "$dir/error.log" -p "$dir" -c "$dir/nginx.conf"
-    wait_http nginx "http://127.0.0.1:${PORT[nginx]}/" "$dir/error.log"
+    wait_http nginx "$scheme://127.0.0.1:${PORT[nginx]}/" "$dir/error.log"
 }
 
 # Lacquer reads its log filter from LACQUER_LOG, but its config loader also

@@ -53,66 +53,17 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
     -addext subjectAltName=DNS:bench.test 2>/dev/null || die "openssl could not make the certificate"
 chmod 644 "$KEY" "$CERT"
 
-# wait_https NAME URL LOGFILE: like wait_http, over TLS (the test certificate
-# is not verified).
-wait_https() {
-    local name=$1 url=$2 logf=$3 i
-    for i in $(seq 150); do
-        kill -0 "${PIDOF[$name]}" 2>/dev/null || { tail -n 30 "$logf" >&2; die "$name exited during startup"; }
-        curl -sk -o /dev/null --max-time 1 "$url" && return 0
-        sleep 0.1
-    done
-    tail -n 30 "$logf" >&2
-    die "$name did not answer $url within 15 s"
-}
-
 # nginx terminating TLS in front of the origin, caching as in run.sh. The
 # TLS settings are the ones rustls uses: TLS 1.2 and 1.3, X25519 then P-256,
 # AEAD suites only, session tickets off (rustls' default server config
 # resumes from a per-process cache; the handshake run never resumes).
 start_nginx_tls() {
-    local dir=$WORK/nginx
-    mkdir -p "$dir"
-    PORT[nginx]=$(free_ports 1)
-    cat >"$dir/nginx.conf" <<EOF
-worker_processes $NGINX_WORKERS;
-daemon off;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $dir/tmp-body;
-    proxy_temp_path $dir/tmp-proxy;
-    fastcgi_temp_path $dir/tmp-fastcgi;
-    uwsgi_temp_path $dir/tmp-uwsgi;
-    scgi_temp_path $dir/tmp-scgi;
-    keepalive_requests 1000000;
-    http2_max_requests 1000000;
-    proxy_cache_path $dir/cache levels=1:2 keys_zone=bench:10m max_size=256m inactive=1h use_temp_path=off;
-    upstream origin {
-        server 127.0.0.1:${PORT[origin]};
-        keepalive 32;
-    }
-    server {
-        listen 127.0.0.1:${PORT[nginx]} ssl http2;
-        ssl_certificate $CERT;
+    start_nginx_cache "ssl http2" "        ssl_certificate $CERT;
         ssl_certificate_key $KEY;
         ssl_protocols TLSv1.2 TLSv1.3;
         ssl_ecdh_curve X25519:prime256v1;
         ssl_ciphers ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305;
-        ssl_session_tickets off;
-        location / {
-            proxy_pass http://origin;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_cache bench;
-        }
-    }
-}
-EOF
-    spawn nginx "$dir/stdout.log" nginx -e "$dir/error.log" -p "$dir" -c "$dir/nginx.conf"
-    wait_https nginx "https://127.0.0.1:${PORT[nginx]}/" "$dir/error.log"
+        ssl_session_tickets off;"
 }
 
 # start_lacquer_tls NAME default|none: Lacquer with a TLS listener.
@@ -121,7 +72,7 @@ start_lacquer_tls() {
     tls_port=$(free_ports 1)
     start_lacquer "$name" "$plugins" "$(printf '[server.tls]\nlisten = "127.0.0.1:%s"\ncertificates = [{ chain = "%s", key = "%s" }]\n' "$tls_port" "$CERT" "$KEY")"
     PORT[$name]=$tls_port
-    wait_https "$name" "https://127.0.0.1:$tls_port/" "$WORK/$name/lacquer.log"
+    wait_http "$name" "https://127.0.0.1:$tls_port/" "$WORK/$name/lacquer.log"
 }
 
 echo "# Lacquer TLS termination benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)"
