@@ -1,6 +1,8 @@
 //! What one hook call costs inside the host, without sockets: the default
-//! bundle's `cache-policy` (and, with `PROBE=path.wasm`, the bench probe
-//! plugin with no host calls) called in a loop through the real chain.
+//! bundle's `on-recv` for a plain GET (which `cache-policy` skips, see
+//! `skip-recv-for`) and for a GET with a cookie (which calls it), and, with
+//! `PROBE=path.wasm`, the bench probe plugin with no host calls, each called
+//! in a loop through the real chain.
 //!
 //!   cargo bench -p lacquer --bench hook_call
 //!   PROBE=target/bench-probe/wasm32-wasip2/release/lacquer_bench_probe.wasm cargo bench -p lacquer --bench hook_call
@@ -72,30 +74,38 @@ async fn round(chain: &Chain, req: &mut ReqState) -> f64 {
 
 /// Rounds of every chain interleaved (so noise hits all alike), then the
 /// median of each.
-async fn measure(chains: &[(&str, Chain)]) {
-    let mut req = ReqState {
-        method: Method::GET,
-        host: "example.com".into(),
-        ..ReqState::default()
-    };
+async fn measure(chains: &mut [(&str, Chain, ReqState)]) {
     let mut rounds = vec![Vec::new(); chains.len()];
-    for (_, c) in chains {
-        round(c, &mut req).await;
+    for (_, c, req) in chains.iter_mut() {
+        round(c, req).await;
     }
     for _ in 0..ROUNDS {
-        for (i, (_, c)) in chains.iter().enumerate() {
-            rounds[i].push(round(c, &mut req).await);
+        for (i, (_, c, req)) in chains.iter_mut().enumerate() {
+            rounds[i].push(round(c, req).await);
         }
     }
-    for ((label, _), mut r) in chains.iter().zip(rounds) {
+    for ((label, _, _), mut r) in chains.iter().zip(rounds) {
         r.sort_by(f64::total_cmp);
         println!(
-            "{label:<24} on-recv median {:>6.0} ns/call (min {:.0}, max {:.0})",
+            "{label:<34} on-recv median {:>6.0} ns/call (min {:.0}, max {:.0})",
             r[ROUNDS / 2],
             r[0],
             r[ROUNDS - 1]
         );
     }
+}
+
+/// A GET for example.com, with these header fields.
+fn get(headers: &[(&'static str, &'static str)]) -> ReqState {
+    let mut req = ReqState {
+        method: Method::GET,
+        host: "example.com".into(),
+        ..ReqState::default()
+    };
+    for (n, v) in headers {
+        req.headers.append(*n, http::HeaderValue::from_static(v));
+    }
+    req
 }
 
 fn main() {
@@ -105,11 +115,22 @@ fn main() {
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let mut chains = vec![("default bundle", chain("").await)];
+        let mut chains = vec![
+            (
+                "default bundle, plain GET (skipped)",
+                chain("").await,
+                get(&[]),
+            ),
+            (
+                "default bundle, GET with a cookie",
+                chain("").await,
+                get(&[("cookie", "a=1")]),
+            ),
+        ];
         if let Ok(probe) = std::env::var("PROBE") {
             let empty = format!("[[plugins]]\nname = \"probe\"\npath = \"{probe}\"\n");
-            chains.push(("probe, no host calls", chain(&empty).await));
+            chains.push(("probe, no host calls", chain(&empty).await, get(&[])));
         }
-        measure(&chains).await;
+        measure(&mut chains).await;
     });
 }

@@ -32,6 +32,9 @@ pub const BACKEND_HEALTHY: &str = "backend_healthy";
 pub const BACKEND_CIRCUIT_OPEN: &str = "backend_circuit_open";
 /// `lacquer_plugin_calls_total{plugin,hook}`.
 pub const PLUGIN_CALLS: &str = "plugin_calls";
+/// `lacquer_plugin_skipped_total{plugin,hook}`: calls not made because the
+/// plugin said it continues for such requests (`skip-recv-for`).
+pub const PLUGIN_SKIPPED: &str = "plugin_skipped";
 /// `lacquer_plugin_faults_total{plugin,hook,kind}`.
 pub const PLUGIN_FAULTS: &str = "plugin_faults";
 /// `lacquer_plugin_duration_seconds{plugin,hook}`.
@@ -129,6 +132,7 @@ pub struct Metrics {
     backend_healthy: Family<Labels, Gauge>,
     backend_circuit_open: Family<Labels, Gauge>,
     plugin_calls: Family<Labels, Counter>,
+    plugin_skipped: Family<Labels, Counter>,
     plugin_faults: Family<Labels, Counter>,
     plugin_duration: Family<Labels, Histogram>,
     plugin_quarantines: Family<Labels, Counter>,
@@ -226,6 +230,7 @@ impl Metrics {
             backend_healthy: Family::default(),
             backend_circuit_open: Family::default(),
             plugin_calls: Family::default(),
+            plugin_skipped: Family::default(),
             plugin_faults: Family::default(),
             plugin_duration: Family::new_with_constructor(plugin_histogram as fn() -> Histogram),
             plugin_quarantines: Family::default(),
@@ -302,6 +307,11 @@ impl Metrics {
             m.backend_circuit_open.clone(),
         );
         r.register(PLUGIN_CALLS, "Plugin hook calls", m.plugin_calls.clone());
+        r.register(
+            PLUGIN_SKIPPED,
+            "Plugin hook calls skipped: the plugin continues for such requests",
+            m.plugin_skipped.clone(),
+        );
         r.register(
             PLUGIN_FAULTS,
             "Plugin faults by kind",
@@ -510,6 +520,7 @@ impl Metrics {
             ];
             HookMetrics {
                 calls: self.plugin_calls.get_or_create(&l).clone(),
+                skipped: self.plugin_skipped.get_or_create(&l).clone(),
                 duration: self.plugin_duration.get_or_create(&l).clone(),
                 faults: FaultKind::ALL.map(|k| {
                     let mut l = l.clone();
@@ -545,6 +556,8 @@ impl Metrics {
 pub struct HookMetrics {
     /// Calls.
     pub calls: Counter,
+    /// Calls skipped (`skip-recv-for`).
+    pub skipped: Counter,
     /// Call time.
     pub duration: Histogram,
     /// Faults by kind.

@@ -100,3 +100,35 @@ pub fn invalidate(how: Invalidation, host: &str, url: &str) -> Result<u32, Strin
 pub fn take_token(key: &str, rate: f64, burst: u32) -> Result<(), Duration> {
     imp::take_token(key, rate, burst).map_err(Duration::from_millis)
 }
+
+/// Call from [`Plugin::new`](crate::Plugin::new) (it runs in `init`): the host
+/// then skips this plugin's `on_recv`, as if it had returned
+/// [`RecvAction::Continue`](crate::RecvAction::Continue), for every request
+/// whose method is one of `methods` and that carries none of the headers
+/// named in `unless_headers` (case-insensitive). Every other request is passed
+/// as before. State here the requests the policy never acts on, so that they
+/// cost nothing to call:
+///
+/// ```
+/// use lacquer_plugin_sdk::{host, testing};
+///
+/// // A plain GET or HEAD without cookies goes on without calling on_recv.
+/// host::skip_recv_for(&["GET", "HEAD"], &["cookie"]).unwrap();
+/// assert_eq!(
+///     testing::recv_skip(),
+///     Some((vec!["GET".into(), "HEAD".into()], vec!["cookie".into()]))
+/// );
+/// ```
+///
+/// At most 16 methods and 32 names; an invalid one is an error and changes
+/// nothing. Hosts older than contract 0.1.1 do not offer it: a plugin that
+/// calls it needs a host of 0.1.1 or later.
+pub fn skip_recv_for(methods: &[&str], unless_headers: &[&str]) -> Result<(), String> {
+    #[cfg(target_arch = "wasm32")]
+    {
+        let own = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        imp::skip_recv_for(&own(methods), &own(unless_headers))
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    imp::skip_recv_for(methods, unless_headers)
+}

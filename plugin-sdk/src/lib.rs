@@ -146,7 +146,7 @@ pub use types::{CacheState, DeliverInfo, FetchError, FetchErrorKind, Level, Prop
 
 /// The version of the WIT contract (`lacquer:plugin`) this SDK builds
 /// plugins against; a plugin reports it from `contract-version`.
-pub const CONTRACT_VERSION: &str = "0.1.0";
+pub const CONTRACT_VERSION: &str = "0.1.1";
 
 /// Bindings generated from the WIT contract. Not part of the API.
 #[cfg(target_arch = "wasm32")]

@@ -42,6 +42,12 @@ pub fn invalidations() -> Vec<(crate::host::Invalidation, String, String)> {
     memory::with(|s| s.invalidations.clone())
 }
 
+/// What [`host::skip_recv_for`](crate::host::skip_recv_for) was last given:
+/// (methods, header names), or `None` if it was not called.
+pub fn recv_skip() -> Option<(Vec<String>, Vec<String>)> {
+    memory::with(|s| s.recv_skip.clone())
+}
+
 /// The lines logged through [`host::log`](crate::host::log) so far.
 pub fn logs() -> Vec<(Level, String)> {
     memory::with(|s| s.logs.clone())
@@ -60,7 +66,7 @@ pub fn advance(by: Duration) {
 }
 
 /// Forgets everything: backends, logs, counters, key-values, token buckets,
-/// the clock and the debug flag.
+/// the clock, the debug flag and the `skip_recv_for` filter.
 pub fn reset() {
     memory::with(|s| *s = memory::State::default())
 }

@@ -136,6 +136,11 @@ impl Chain {
     pub async fn on_recv(&self, req: &mut ReqState) -> Result<RecvDecision, PluginFailure> {
         let hook = Hook::Recv;
         for p in self.implementing(HookSet::RECV) {
+            // The plugin said it continues for this request: no call.
+            if p.recv_skip.as_ref().is_some_and(|s| s.skips(req)) {
+                p.metrics.hooks[hook as usize].skipped.inc();
+                continue;
+            }
             let r = async {
                 Self::admit(p, hook)?;
                 let mut c = p.begin(hook, req, None).await?;

@@ -155,6 +155,10 @@ pub struct StoreState {
     pub(crate) logged: usize,
     /// CPU time the call in progress may still spend.
     pub(crate) cpu: super::cpu::CpuBudget,
+    /// Whether `init` is running (`skip-recv-for` is only taken then).
+    pub(crate) initialising: bool,
+    /// What `init` asked with `skip-recv-for`.
+    pub(crate) recv_skip: Option<super::recv_skip::RecvSkip>,
 }
 
 impl StoreState {
@@ -452,5 +456,19 @@ impl host::Host for StoreState {
             }
         }
         self.env.kv.take_token(&key, rate, burst)
+    }
+    fn skip_recv_for(
+        &mut self,
+        methods: Vec<String>,
+        unless_headers: Vec<String>,
+    ) -> Result<(), String> {
+        if !self.initialising {
+            return Err("skip-recv-for is only taken during init".into());
+        }
+        self.recv_skip = Some(super::recv_skip::RecvSkip::parse(
+            &methods,
+            &unless_headers,
+        )?);
+        Ok(())
     }
 }

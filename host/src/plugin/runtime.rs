@@ -21,6 +21,7 @@ use wasmtime_wasi::WasiCtxBuilder;
 use super::bindings::{Plugin, PluginPre, types::HookSet};
 use super::cpu::{CpuBudget, CpuTimeout};
 use super::host_api::{Limiter, PluginEnv, ReqState, RespState, StoreState};
+use super::recv_skip::RecvSkip;
 use super::stdio::LogPipe;
 use super::{Fault, FaultKind, Hook, PluginError};
 use crate::config::{MAX_PLUGIN_MEMORY, OnError, PluginConfig, TOTAL_PLUGIN_INSTANCES};
@@ -270,6 +271,9 @@ pub struct LoadedPlugin {
     pub on_error: [OnError; 4],
     /// Hooks the plugin implements.
     pub hooks: HookSet,
+    /// The requests whose `on-recv` call is skipped (`skip-recv-for`, asked
+    /// by the first instance's `init`).
+    pub recv_skip: Option<RecvSkip>,
     pre: PluginPre<StoreState>,
     env: Arc<PluginEnv>,
     config_json: String,
@@ -287,7 +291,7 @@ pub struct LoadedPlugin {
     born: Instant,
     health: Mutex<Health>,
     pool: Mutex<Vec<Inst>>,
-    metrics: PluginMetrics,
+    pub(crate) metrics: PluginMetrics,
 }
 
 impl LoadedPlugin {
@@ -315,6 +319,7 @@ impl LoadedPlugin {
             name: name.clone(),
             on_error: cfg.on_error,
             hooks: HookSet::empty(),
+            recv_skip: None,
             pre,
             env,
             config_json: cfg.config_json.clone(),
@@ -346,6 +351,7 @@ impl LoadedPlugin {
             plugin: name.to_string(),
             cause: f.message,
         })?;
+        p.recv_skip = inst.store.data_mut().recv_skip.take();
         inst.store.data_mut().cpu.reset();
         inst.store.set_epoch_deadline(1);
         p.hooks = inst
@@ -381,6 +387,8 @@ impl LoadedPlugin {
             violation: None,
             logged: 0,
             cpu: CpuBudget::new(self.cpu, TICK),
+            initialising: true,
+            recv_skip: None,
         };
         let mut store = Store::new(&shared().engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -404,6 +412,7 @@ impl LoadedPlugin {
             )
             .await;
         self.log_stdio(&mut store);
+        store.data_mut().initialising = false;
         match r {
             Ok(Ok(())) => Ok(Inst {
                 store,

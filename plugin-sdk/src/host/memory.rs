@@ -17,6 +17,8 @@ pub(crate) struct State {
     kv: HashMap<String, (Vec<u8>, u64)>,
     buckets: HashMap<String, (f64, u64)>,
     pub(crate) invalidations: Vec<(crate::host::Invalidation, String, String)>,
+    /// What `skip_recv_for` was last given: (methods, header names).
+    pub(crate) recv_skip: Option<(Vec<String>, Vec<String>)>,
 }
 
 thread_local! {
@@ -104,4 +106,23 @@ pub(crate) fn take_token(key: &str, rate: f64, burst: u32) -> Result<(), u64> {
             Err(u64::MAX)
         }
     })
+}
+
+/// Checked as the host checks it: methods are tokens, names valid field
+/// names, within the same counts.
+pub(crate) fn skip_recv_for(methods: &[&str], unless_headers: &[&str]) -> Result<(), String> {
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    };
+    if methods.len() > 16 || unless_headers.len() > 32 {
+        return Err("at most 16 methods and 32 header names".into());
+    }
+    if let Some(bad) = methods.iter().chain(unless_headers).find(|s| !token(s)) {
+        return Err(format!("{bad:?} is not a valid method or header name"));
+    }
+    let own = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect();
+    with(|s| s.recv_skip = Some((own(methods), own(unless_headers))));
+    Ok(())
 }

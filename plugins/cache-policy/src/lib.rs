@@ -109,6 +109,14 @@ impl Plugin for CachePolicy {
                 "ignore_cookies[{i}]: must name a cookie or a prefix like \"_ga*\""
             ));
         }
+        // on_recv answers `continue` for a GET or HEAD that carries neither
+        // a cookie nor (when it passes those) credentials: such requests, a
+        // plain cache hit among them, go on without calling it.
+        let mut unless = vec!["cookie"];
+        if config.pass_authorization {
+            unless.push("authorization");
+        }
+        host::skip_recv_for(&["GET", "HEAD"], &unless)?;
         Ok(CachePolicy {
             purge_allow,
             ignore_cookies: config.ignore_cookies,

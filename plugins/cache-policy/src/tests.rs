@@ -241,3 +241,42 @@ fn soft_purge_and_ban_go_through_the_host() {
     );
     assert_eq!(calls[1].2, "^/a/");
 }
+
+/// The requests `skip_recv_for` lets the host answer `continue` for are
+/// exactly ones `on_recv` continues for, untouched; and a request it acts on
+/// (a cookie, credentials, another method) is never among them.
+#[test]
+fn the_skipped_requests_are_ones_on_recv_continues_for() {
+    for config in [r#"{}"#, r#"{"pass_authorization": false}"#] {
+        lacquer_plugin_sdk::testing::reset();
+        let p = plugin(config);
+        let (methods, unless) = lacquer_plugin_sdk::testing::recv_skip().expect("asked");
+        let headers: [&[(&str, &str)]; 4] = [
+            &[],
+            &[("accept", "*/*")],
+            &[("cookie", "_ga=1")],
+            &[("authorization", "Basic eA==")],
+        ];
+        for method in ["GET", "HEAD", "POST", "PURGE", "BAN"] {
+            for h in headers {
+                let mut b = Request::builder().method(method).client_addr("127.0.0.1:1");
+                for (n, v) in h {
+                    b = b.header(n, v);
+                }
+                let req = b.build();
+                let skipped = methods.iter().any(|m| m == method)
+                    && !h.iter().any(|(n, _)| unless.iter().any(|u| u.eq_ignore_ascii_case(n)));
+                let before: Vec<_> = req.header_names();
+                let action = recv(&p, &req);
+                if skipped {
+                    assert_eq!(action, RecvAction::Continue, "{config} {method} {h:?}");
+                    assert_eq!(req.header_names(), before, "{config} {method} {h:?}");
+                }
+                if h.iter().any(|(n, _)| *n == "cookie") && method == "GET" {
+                    assert!(!skipped, "a cookie is the policy's business: {config}");
+                }
+            }
+        }
+        assert!(methods.iter().all(|m| m == "GET" || m == "HEAD"));
+    }
+}

@@ -24,6 +24,7 @@ mod plugins;
 mod proxy;
 mod proxy_protocol;
 mod rate_limit;
+mod recv_skip;
 mod reload;
 mod stale;
 mod status_page;

@@ -323,6 +323,28 @@ async fn plugin_for_an_unknown_major_version_is_refused() {
 }
 
 #[tokio::test]
+async fn plugin_built_against_an_earlier_minor_version_loads_and_runs() {
+    // Built against lacquer:plugin@0.1.0, before `skip-recv-for` was added:
+    // wasmtime matches its `@0.1.0` imports and exports to the host's 0.1.x.
+    let o = origin().await;
+    let l = Lacquer::with_origin(
+        &o.url(),
+        &format!(
+            "[[plugins]]\nname = \"older\"\npath = \"{}\"\n",
+            guests::OLDER_MINOR
+        ),
+    )
+    .await;
+    let r = l.get("/x").await;
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "0.1.0 plugin saw GET 127.0.0.1\n")
+    );
+    assert_eq!(o.hits(), 0, "the plugin answered");
+    assert_eq!(l.plugin_calls("older", "on-recv").await, 1.0);
+}
+
+#[tokio::test]
 async fn example_plugin_loaded_by_path_changes_responses() {
     let o = Origin::start(|s| Reply::ok(&s.uri)).await;
     let toml = format!(
