@@ -265,7 +265,9 @@ fn the_skipped_requests_are_ones_on_recv_continues_for() {
                 }
                 let req = b.build();
                 let skipped = methods.iter().any(|m| m == method)
-                    && !h.iter().any(|(n, _)| unless.iter().any(|u| u.eq_ignore_ascii_case(n)));
+                    && !h
+                        .iter()
+                        .any(|(n, _)| unless.iter().any(|u| u.eq_ignore_ascii_case(n)));
                 let before: Vec<_> = req.header_names();
                 let action = recv(&p, &req);
                 if skipped {
