@@ -390,6 +390,17 @@ impl Lacquer {
         .await
     }
 
+    /// Requests that reached a plugin's hook: the calls made plus those the
+    /// plugin declined with `skip-recv-for` (counted, not called).
+    pub async fn plugin_reached(&self, plugin: &str, hook: &str) -> f64 {
+        let skipped = self
+            .metric(&format!(
+                "lacquer_plugin_skipped_total{{plugin=\"{plugin}\",hook=\"{hook}\"}}"
+            ))
+            .await;
+        self.plugin_calls(plugin, hook).await + skipped
+    }
+
     /// Admin `GET /backends`, parsed.
     pub async fn backends(&self) -> serde_json::Value {
         let r = self.admin("GET", "/backends", "").await;

@@ -85,8 +85,14 @@ async fn the_default_bundle_decides_on_recv() {
         RecvDecision::Pass
     ));
     let calls = metrics.encode();
+    // The plain GET is one cache-policy declined with skip-recv-for: it
+    // is counted as skipped, not called.
     assert!(
-        calls.contains("lacquer_plugin_calls_total{plugin=\"cache-policy\",hook=\"on-recv\"} 3"),
+        calls.contains("lacquer_plugin_calls_total{plugin=\"cache-policy\",hook=\"on-recv\"} 2"),
+        "{calls}"
+    );
+    assert!(
+        calls.contains("lacquer_plugin_skipped_total{plugin=\"cache-policy\",hook=\"on-recv\"} 1"),
         "{calls}"
     );
     // error-pages implements no on-recv: it is never called for it.

@@ -161,12 +161,16 @@ async fn every_example_runs_with_all_its_plugins() {
         }
         let failed = l.get("/example-fails").await;
         assert!(failed.status >= 500, "{name}: {}", failed.status);
-        // Every plugin ran at least once.
+        // Every plugin ran at least once, or declined a call it asked the
+        // host to skip (skip-recv-for).
         let m = l.admin("GET", "/metrics", "").await.text();
         for p in &loaded {
             let calls: f64 = m
                 .lines()
-                .filter(|x| x.starts_with(&format!("lacquer_plugin_calls_total{{plugin=\"{p}\",")))
+                .filter(|x| {
+                    x.starts_with(&format!("lacquer_plugin_calls_total{{plugin=\"{p}\","))
+                        || x.starts_with(&format!("lacquer_plugin_skipped_total{{plugin=\"{p}\","))
+                })
                 .filter_map(|x| x.rsplit(' ').next()?.parse::<f64>().ok())
                 .sum();
             assert!(calls >= 1.0, "{name}: plugin {p} was never called:\n{m}");
