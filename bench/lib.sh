@@ -254,7 +254,7 @@ lacquer_log_env() {
 # start_lacquer NAME default|none|custom [EXTRA_TOML]: default = the default
 # bundle, none = `plugins = []`, custom = the `[[plugins]]` sections given in
 # EXTRA_TOML; EXTRA_TOML (any sections, e.g. `[server.tls]`) is appended
-# whenever it is given.
+# whenever it is given. BINARY=path (environment) runs that build instead.
 start_lacquer() {
     local name=$1 plugins=$2 extra=${3:-} dir=$WORK/$1 ports
     mkdir -p "$dir"
@@ -281,7 +281,7 @@ EOF
         fi
     } >"$dir/lacquer.toml"
     lacquer_log_env "$dir/lacquer.toml"
-    spawn "$name" "$dir/lacquer.log" env "${LOG_ENV[@]}" "$LACQUER" serve --config "$dir/lacquer.toml"
+    spawn "$name" "$dir/lacquer.log" env "${LOG_ENV[@]}" "${BINARY:-$LACQUER}" serve --config "$dir/lacquer.toml"
     wait_http "$name" "http://127.0.0.1:${ADMIN[$name]}/metrics" "$dir/lacquer.log"
 }
 

@@ -8,8 +8,9 @@
 #
 # Settings (environment): ROUNDS (3), DURATION seconds per run (10), THREADS (2),
 # CONNS (32), SIZES body sizes in bytes ("1024 102400"), WARMUP seconds (2),
-# SYSTEMS (varnish nginx lacquer lacquer-none), LACQUER (binary, default
-# target/release/lacquer, built if missing), NGINX_WORKERS (auto),
+# SYSTEMS (varnish nginx lacquer lacquer-none; also lacquer-b: the default
+# bundle on the binary LACQUER_B, to set two builds side by side), LACQUER
+# (binary, default target/release/lacquer, built if missing), NGINX_WORKERS (auto),
 # RAW=FILE also writes the per-run results there (tab-separated), KEEP_WORK=1
 # keeps the temporary directory (configs, logs, raw results), PIN=1 runs
 # every server on CPU 0 and wrk on CPU 1 (taskset; with THREADS=1 and
@@ -43,7 +44,8 @@ for s in "${SYSTEMS[@]}"; do
     nginx) start_nginx_cache ;;
     lacquer) start_lacquer lacquer default ;;
     lacquer-none) start_lacquer lacquer-none none ;;
-    *) die "unknown system $s (known: varnish nginx lacquer lacquer-none)" ;;
+    lacquer-b) BINARY=${LACQUER_B:?lacquer-b needs LACQUER_B=binary} start_lacquer lacquer-b default ;;
+    *) die "unknown system $s (known: varnish nginx lacquer lacquer-none lacquer-b)" ;;
     esac
 done
 
@@ -100,6 +102,7 @@ label = {
     "nginx": "nginx proxy_cache",
     "lacquer": "Lacquer (default bundle)",
     "lacquer-none": "Lacquer (plugins = [])",
+    "lacquer-b": "Lacquer B (LACQUER_B, default bundle)",
 }
 med = lambda rs, k: statistics.median(float(r[k]) for r in rs)
 
@@ -121,7 +124,7 @@ for size in sizes:
         origin_total += origin
         per = " / ".join(f"{float(r['rps']):.0f}" for r in sorted(rs, key=lambda r: int(r["round"])))
         print(f"| {label.get(s, s)} | {m[s]['rps']:.0f} | {m[s]['p50_us']:.0f} | {m[s]['p99_us']:.0f} | {m[s]['cpu_us']:.1f} | {per} | {origin} | {errors} |")
-    pairs = [(a, b) for a in ("lacquer", "lacquer-none") for b in ("varnish", "nginx", "lacquer-none") if a in m and b in m and a != b]
+    pairs = [(a, b) for a in ("lacquer", "lacquer-none") for b in ("varnish", "nginx", "lacquer-none", "lacquer-b") if a in m and b in m and a != b]
     if pairs:
         print("\n| ratio (medians) | req/s | p50 | p99 | CPU/req |")
         print("|---|---:|---:|---:|---:|")

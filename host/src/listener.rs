@@ -25,7 +25,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::Watcher;
 use parking_lot::Mutex;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::body::{BoxError, ProxyBody};
@@ -44,12 +44,19 @@ pub enum Role {
     Admin,
 }
 
-/// Whether a connection is busy, and since when it is idle.
+/// Whether a connection is busy, and since when it is idle. A request
+/// beginning or ending touches only these fields: the timer that enforces
+/// the bounds looks at them when it fires (at a bound, or every
+/// [`BUSY_RECHECK`] while a request is in progress), so a busy connection
+/// costs no timer work and no wake-up per request.
 struct Activity {
     in_flight: AtomicUsize,
     idle_since: Mutex<Option<Instant>>,
-    changed: Notify,
 }
+
+/// How often a connection with a request in progress looks again whether
+/// it has gone idle (at most; `idle_timeout` when that is shorter).
+const BUSY_RECHECK: Duration = Duration::from_secs(1);
 
 impl Activity {
     fn new() -> Arc<Self> {
@@ -57,36 +64,35 @@ impl Activity {
             in_flight: AtomicUsize::new(0),
             // `None`: no request yet, the header-read bound applies.
             idle_since: Mutex::new(None),
-            changed: Notify::new(),
         })
     }
 
     fn begin(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::SeqCst);
-        self.changed.notify_waiters();
         InFlight(self.clone())
     }
 
     /// Resolves when the connection has had no request in progress for its
     /// bound: `header_read` before the first request, `idle` after one.
     async fn expired(&self, opened: Instant, header_read: Duration, idle: Duration) {
+        let recheck = idle.min(BUSY_RECHECK);
+        let timer = tokio::time::sleep_until(opened + header_read);
+        tokio::pin!(timer);
         loop {
-            let changed = self.changed.notified();
-            if self.in_flight.load(Ordering::SeqCst) > 0 {
-                changed.await;
-                continue;
-            }
+            timer.as_mut().await;
+            let now = Instant::now();
+            // Read after `in_flight`: an ending request sets `idle_since`
+            // before it stops counting.
+            let busy = self.in_flight.load(Ordering::SeqCst) > 0;
             let deadline = match *self.idle_since.lock() {
+                _ if busy => now + recheck,
                 None => opened + header_read,
                 Some(t) => t + idle,
             };
-            if Instant::now() >= deadline {
+            if !busy && now >= deadline {
                 return;
             }
-            tokio::select! {
-                () = changed => {}
-                () = tokio::time::sleep_until(deadline) => {}
-            }
+            timer.as_mut().reset(deadline);
         }
     }
 }
@@ -98,7 +104,6 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         *self.0.idle_since.lock() = Some(Instant::now());
         self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
-        self.0.changed.notify_waiters();
     }
 }
 
@@ -296,9 +301,13 @@ impl Accepted {
                         interim.clone()
                     });
                 async move {
+                    // Boxed: the request's future is several KiB, and hyper
+                    // moves the one it is given into its connection state.
                     let resp = match role {
-                        Role::Admin => crate::admin::handle(shared, req, local).await,
-                        Role::Proxy => crate::flow::handle(shared, req, client, tls).await,
+                        Role::Admin => Box::pin(crate::admin::handle(shared, req, local)).await,
+                        Role::Proxy => {
+                            Box::pin(crate::flow::handle(shared, req, client, tls)).await
+                        }
                     };
                     if let Some(i) = interim {
                         i.finish().await;
