@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use lacquer_tests::raw::{RawOrigin, closed_within, exchange, responses, status_of};
 use lacquer_tests::{Lacquer, Origin, Progress, Reply, wait_until};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const LONG: Duration = Duration::from_secs(30);
@@ -199,6 +199,71 @@ async fn an_idle_keep_alive_connection_is_closed() {
         1.0
     );
     assert_eq!(o.hits(), 1);
+}
+
+#[tokio::test]
+async fn a_request_in_progress_longer_than_idle_timeout_keeps_its_connection() {
+    let gate = lacquer_tests::Gate::new();
+    let o = Origin::start({
+        let gate = gate.clone();
+        move |s| {
+            if s.uri.starts_with("/slow") {
+                Reply::ok("slow").held(&gate)
+            } else {
+                Reply::ok("quick")
+            }
+        }
+    })
+    .await;
+    let l = Lacquer::with_origin(
+        &o.url(),
+        "[server]\nidle_timeout = \"200ms\"\nheader_read_timeout = \"300ms\"\n",
+    )
+    .await;
+    let mut busy = TcpStream::connect(l.server.addr()).await.unwrap();
+    busy.write_all(b"GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    wait_until(LONG, "the origin holds /slow", || async {
+        gate.waiting() == 1
+    })
+    .await;
+    // Two connections in a row, each answered after /slow began and then
+    // left idle, are closed: by then /slow has been in progress for longer
+    // than idle_timeout and its connection is past header_read_timeout
+    // (counted from its start). Neither may close a connection with a
+    // request in progress.
+    for _ in 0..2 {
+        let mut idle = TcpStream::connect(l.server.addr()).await.unwrap();
+        idle.write_all(b"GET /quick HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .unwrap();
+        assert!(closed_within(&mut idle, LONG).await);
+    }
+    // (The admin connections the metric reads use count too.)
+    assert!(
+        l.metric("lacquer_connection_timeouts_total{kind=\"idle\"}")
+            .await
+            >= 2.0
+    );
+    gate.open();
+    // Its answer comes on the connection the idle timer left open.
+    let mut raw = Vec::new();
+    let read = async {
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = busy.read(&mut buf).await.expect("the connection is open");
+            assert!(n > 0, "closed before the answer: {raw:?}");
+            raw.extend_from_slice(&buf[..n]);
+            let (got, _) = responses(&raw);
+            if let Some(r) = got.into_iter().next().filter(|r| r.body.len() >= 4) {
+                return r;
+            }
+        }
+    };
+    let got = tokio::time::timeout(LONG, read).await.expect("answered");
+    assert_eq!(got.status, 200, "{got:?}");
+    assert_eq!(got.body, b"slow", "{got:?}");
 }
 
 #[tokio::test]
