@@ -81,6 +81,15 @@ impl Interim {
     /// The request's final response is ready: wait (briefly) until its
     /// interim heads are written, drop those not begun, and take no more.
     pub async fn finish(&self) {
+        {
+            // Nearly always: nothing queued, no timer to arm.
+            let mut s = self.0.lock();
+            if s.queue.is_empty() || s.broken {
+                s.open = 0;
+                s.settle = None;
+                return;
+            }
+        }
         let written = std::future::poll_fn(|cx| {
             let mut s = self.0.lock();
             if s.queue.is_empty() || s.broken {
