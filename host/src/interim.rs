@@ -49,6 +49,13 @@ struct State {
     settle: Option<Waker>,
 }
 
+impl State {
+    /// Nothing is left to write for the open request (or nothing can be).
+    fn settled(&self) -> bool {
+        self.queue.is_empty() || self.broken
+    }
+}
+
 /// One client connection's interim responses.
 #[derive(Clone, Default)]
 pub struct Interim(Arc<Mutex<State>>);
@@ -81,24 +88,17 @@ impl Interim {
     /// The request's final response is ready: wait (briefly) until its
     /// interim heads are written, drop those not begun, and take no more.
     pub async fn finish(&self) {
-        {
-            // Nearly always: nothing queued, no timer to arm.
-            let mut s = self.0.lock();
-            if s.queue.is_empty() || s.broken {
-                s.open = 0;
-                s.settle = None;
-                return;
-            }
-        }
+        // Nearly always nothing is queued: no timer to arm.
+        let queued = !self.0.lock().settled();
         let written = std::future::poll_fn(|cx| {
             let mut s = self.0.lock();
-            if s.queue.is_empty() || s.broken {
+            if s.settled() {
                 return Poll::Ready(());
             }
             s.settle = Some(cx.waker().clone());
             Poll::Pending
         });
-        let timed_out = tokio::time::timeout(SETTLE, written).await.is_err();
+        let timed_out = queued && tokio::time::timeout(SETTLE, written).await.is_err();
         let mut s = self.0.lock();
         s.open = 0;
         s.settle = None;

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use lacquer_tests::raw::{RawOrigin, closed_within, exchange, responses, status_of};
+use lacquer_tests::raw::{RawOrigin, closed_within, exchange, read_to_close, responses, status_of};
 use lacquer_tests::{Lacquer, Origin, Progress, Reply, wait_until};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 const LONG: Duration = Duration::from_secs(30);
@@ -221,7 +221,7 @@ async fn a_request_in_progress_longer_than_idle_timeout_keeps_its_connection() {
     )
     .await;
     let mut busy = TcpStream::connect(l.server.addr()).await.unwrap();
-    busy.write_all(b"GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
+    busy.write_all(b"GET /slow HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
         .await
         .unwrap();
     wait_until(LONG, "the origin holds /slow", || async {
@@ -248,22 +248,13 @@ async fn a_request_in_progress_longer_than_idle_timeout_keeps_its_connection() {
     );
     gate.open();
     // Its answer comes on the connection the idle timer left open.
-    let mut raw = Vec::new();
-    let read = async {
-        let mut buf = [0u8; 4096];
-        loop {
-            let n = busy.read(&mut buf).await.expect("the connection is open");
-            assert!(n > 0, "closed before the answer: {raw:?}");
-            raw.extend_from_slice(&buf[..n]);
-            let (got, _) = responses(&raw);
-            if let Some(r) = got.into_iter().next().filter(|r| r.body.len() >= 4) {
-                return r;
-            }
-        }
-    };
-    let got = tokio::time::timeout(LONG, read).await.expect("answered");
-    assert_eq!(got.status, 200, "{got:?}");
-    assert_eq!(got.body, b"slow", "{got:?}");
+    let raw = tokio::time::timeout(LONG, read_to_close(&mut busy))
+        .await
+        .expect("answered");
+    let (got, _) = responses(raw.as_bytes());
+    assert_eq!(got.len(), 1, "{raw}");
+    assert_eq!(got[0].status, 200, "{raw}");
+    assert_eq!(got[0].body, b"slow", "{raw}");
 }
 
 #[tokio::test]
