@@ -7,6 +7,9 @@
 //!   cargo bench -p lacquer --bench hook_call
 //!   PROBE=target/bench-probe/wasm32-wasip2/release/lacquer_bench_probe.wasm cargo bench -p lacquer --bench hook_call
 //!
+//! `ROUNDS=N` sets the rounds (15); `ONLY_PROBE=1` measures only the probe,
+//! e.g. under `perf record`.
+//!
 //! Prints the median over rounds of ns per call; `bench/hook-cost.sh` measures
 //! the same through a running server.
 
@@ -24,7 +27,15 @@ use lacquer::plugin::runtime::LoadedPlugin;
 use lacquer::plugin::{Chain, LogBudget, ReqState};
 
 const CALLS: u32 = 10_000;
-const ROUNDS: usize = 15;
+
+/// Rounds per chain: `ROUNDS` from the environment, else 15.
+fn rounds() -> usize {
+    std::env::var("ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .filter(|&r| r > 0)
+        .unwrap_or(15)
+}
 
 async fn chain(plugins: &str) -> Chain {
     let cfg = Config::from_toml(
@@ -64,7 +75,7 @@ async fn chain(plugins: &str) -> Chain {
 }
 
 /// Mean ns per `on-recv` call of `CALLS` calls.
-async fn round(chain: &Chain, req: &mut ReqState) -> f64 {
+async fn round(chain: &Chain, req: &mut Box<ReqState>) -> f64 {
     let t = Instant::now();
     for _ in 0..CALLS {
         chain.on_recv(req).await.expect("call");
@@ -74,12 +85,13 @@ async fn round(chain: &Chain, req: &mut ReqState) -> f64 {
 
 /// Rounds of every chain interleaved (so noise hits all alike), then the
 /// median of each.
-async fn measure(chains: &mut [(&str, Chain, ReqState)]) {
+async fn measure(chains: &mut [(&str, Chain, Box<ReqState>)]) {
+    let n = rounds();
     let mut rounds = vec![Vec::new(); chains.len()];
     for (_, c, req) in chains.iter_mut() {
         round(c, req).await;
     }
-    for _ in 0..ROUNDS {
+    for _ in 0..n {
         for (i, (_, c, req)) in chains.iter_mut().enumerate() {
             rounds[i].push(round(c, req).await);
         }
@@ -88,15 +100,15 @@ async fn measure(chains: &mut [(&str, Chain, ReqState)]) {
         r.sort_by(f64::total_cmp);
         println!(
             "{label:<34} on-recv median {:>6.0} ns/call (min {:.0}, max {:.0})",
-            r[ROUNDS / 2],
+            r[n / 2],
             r[0],
-            r[ROUNDS - 1]
+            r[n - 1]
         );
     }
 }
 
 /// A GET for example.com, with these header fields.
-fn get(headers: &[(&'static str, &'static str)]) -> ReqState {
+fn get(headers: &[(&'static str, &'static str)]) -> Box<ReqState> {
     let mut req = ReqState {
         method: Method::GET,
         host: "example.com".into(),
@@ -105,7 +117,7 @@ fn get(headers: &[(&'static str, &'static str)]) -> ReqState {
     for (n, v) in headers {
         req.headers.append(*n, http::HeaderValue::from_static(v));
     }
-    req
+    Box::new(req)
 }
 
 fn main() {
@@ -130,6 +142,10 @@ fn main() {
         if let Ok(probe) = std::env::var("PROBE") {
             let empty = format!("[[plugins]]\nname = \"probe\"\npath = \"{probe}\"\n");
             chains.push(("probe, no host calls", chain(&empty).await, get(&[])));
+            // `ONLY_PROBE=1`: just the probe (to profile one call path).
+            if std::env::var_os("ONLY_PROBE").is_some() {
+                chains.drain(..2);
+            }
         }
         measure(&mut chains).await;
     });

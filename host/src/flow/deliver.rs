@@ -46,7 +46,8 @@ impl Cx {
         reader: Option<ProxyBody>,
     ) -> Answer {
         if let Some(p) = &o.partial {
-            return self.deliver_piece(o, p, state).await;
+            // Boxed: rare, and its future would enlarge every hit's.
+            return Box::pin(self.deliver_piece(o, p, state)).await;
         }
         let mut headers = o.headers.clone();
         let age = o.age();

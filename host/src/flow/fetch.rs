@@ -26,8 +26,18 @@ use crate::plugin::chain::{BerespDecision, FetchErrorDecision, WitFetchError};
 const MAX_ATTEMPTS: u32 = 5;
 
 impl Cx {
-    /// Fetch from a backend and answer the client.
-    pub async fn fetch(&mut self, mut mode: Mode, stale: Option<Arc<Object>>) -> Answer {
+    /// Fetch from a backend and answer the client. The fetch's future is
+    /// several KiB: it is boxed, so that the future of every request (a hit
+    /// never fetches) stays small and cheap to move.
+    pub fn fetch(
+        &mut self,
+        mode: Mode,
+        stale: Option<Arc<Object>>,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Answer> + Send + '_>> {
+        Box::pin(self.fetch_unboxed(mode, stale))
+    }
+
+    async fn fetch_unboxed(&mut self, mut mode: Mode, stale: Option<Arc<Object>>) -> Answer {
         let lookup = !matches!(mode, Mode::Pass);
         let retries = self.generation.config.max_retries;
         let mut tried: Vec<Arc<str>> = Vec::new();

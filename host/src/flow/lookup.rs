@@ -15,6 +15,9 @@ use crate::kinds::{FetchFailure, State};
 const MAX_WAITS: usize = 4;
 
 impl Cx {
+    /// Look the request's key up and answer from what is found. The rare
+    /// paths (fetches, errors, `only-if-cached` misses) are boxed futures,
+    /// so that a hit's future holds only what a hit needs.
     pub(super) async fn lookup(&mut self) -> Answer {
         let key = self.key();
         let mut waited = false;
@@ -30,7 +33,7 @@ impl Cx {
                 if let Lookup::Miss { guard, .. } = found {
                     guard.resolve(Outcome::Uncacheable);
                 }
-                return self.gateway_timeout().await;
+                return Box::pin(self.gateway_timeout()).await;
             }
             // A stored partial object answers only the ranges it holds;
             // anything else is fetched (and the new piece combined with it).
@@ -92,9 +95,9 @@ impl Cx {
                         Outcome::Failed(f) => {
                             // Waiters get the stale copy the leader got.
                             let stale = stale.filter(|o| o.usable_on_error(&self.cc));
-                            return match self.fetch_failed(f, stale, None).await {
+                            return match Box::pin(self.fetch_failed(f, stale, None)).await {
                                 AfterError::Answer(a) => a,
-                                AfterError::Retry => self.default_error().await,
+                                AfterError::Retry => Box::pin(self.default_error()).await,
                             };
                         }
                     }

@@ -119,7 +119,7 @@ pub struct Cx {
     /// The generation the request started on.
     pub generation: Arc<Generation>,
     /// The request as plugins see it.
-    pub rs: ReqState,
+    pub rs: Box<ReqState>,
     /// The client's body, until it is sent to a backend.
     pub body: Option<Incoming>,
     /// Whether a non-empty body has been sent (the request can't be retried).
@@ -161,6 +161,35 @@ pub async fn handle(
     tls: bool,
 ) -> Response<ProxyBody> {
     let start = Instant::now();
+    // The synchronous part is its own function: what it holds is not kept
+    // in (and moved with) the request's future.
+    let Accepted { mut cx, id, record } = match accept(&shared, req, peer, tls, start) {
+        Ok(a) => a,
+        Err(refused) => return *refused,
+    };
+    let answer = cx.run().await;
+    shared
+        .metrics
+        .request(answer.state, start.elapsed().as_secs_f64());
+    finish(&shared, answer, &id, record, start, Some(&mut cx))
+}
+
+/// A request taken in: its context, its id and its access log record.
+struct Accepted {
+    cx: Cx,
+    id: Arc<str>,
+    record: Option<Record>,
+}
+
+/// Take a request in; or, for a request refused at once (no usable host),
+/// the answer.
+fn accept(
+    shared: &Arc<Shared>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    tls: bool,
+    start: Instant,
+) -> Result<Accepted, Box<Response<ProxyBody>>> {
     let generation = shared.generation.load_full();
     let (parts, body) = req.into_parts();
     let mut headers = parts.headers;
@@ -210,7 +239,7 @@ pub async fn handle(
                 .request(State::Synth, start.elapsed().as_secs_f64());
             tracing::info!(client = %peer, reason, "refused request: {message}");
             let answer = Answer::new(errors::bad_request(&message), State::Synth);
-            return finish(&shared, answer, &id, record, start, None);
+            return Err(Box::new(finish(shared, answer, &id, record, start, None)));
         }
     };
     headers.remove(header::HOST);
@@ -224,7 +253,7 @@ pub async fn handle(
         .path_and_query()
         .map(|pq| Uri::from(pq.clone()))
         .unwrap_or_else(|| Uri::from_static("/"));
-    let rs = ReqState {
+    let rs = Box::new(ReqState {
         method: parts.method,
         uri,
         headers,
@@ -233,10 +262,9 @@ pub async fn handle(
         id: id.clone(),
         backend: None,
         key_inputs: Vec::new(),
-    };
-    let metrics = shared.metrics.clone();
+    });
     let cc = cs::CacheControl::parse(&rs.headers, &header::CACHE_CONTROL);
-    let mut cx = Cx {
+    let cx = Cx {
         cc,
         shared: shared.clone(),
         generation,
@@ -253,9 +281,7 @@ pub async fn handle(
             .get::<crate::interim::InterimSink>()
             .cloned(),
     };
-    let answer = cx.run().await;
-    metrics.request(answer.state, start.elapsed().as_secs_f64());
-    finish(&shared, answer, &id, record, start, Some(&mut cx))
+    Ok(Accepted { cx, id, record })
 }
 
 /// Count the response, give it the request id, and hand its access log

@@ -84,6 +84,11 @@ pub enum FetchErrorDecision {
 pub use types::{CacheState, DeliverInfo, FetchError as WitFetchError, FetchErrorKind};
 
 /// The plugins of one config generation.
+///
+/// Each plugin call below is boxed: its future (instance checkout, the
+/// wasmtime call, the wall-clock bound) is most of a KiB, and unboxed it
+/// would be part of every request's future, moved with it, whether a call is
+/// made or not.
 pub struct Chain {
     plugins: Vec<Arc<LoadedPlugin>>,
 }
@@ -133,7 +138,7 @@ impl Chain {
     }
 
     /// Run `on-recv`.
-    pub async fn on_recv(&self, req: &mut ReqState) -> Result<RecvDecision, PluginFailure> {
+    pub async fn on_recv(&self, req: &mut Box<ReqState>) -> Result<RecvDecision, PluginFailure> {
         let hook = Hook::Recv;
         for p in self.implementing(HookSet::RECV) {
             // The plugin said it continues for this request: no call.
@@ -141,7 +146,7 @@ impl Chain {
                 p.metrics.hooks[hook as usize].skipped.inc();
                 continue;
             }
-            let r = async {
+            let r = Box::pin(async {
                 Self::admit(p, hook)?;
                 let mut c = p.begin(hook, req, None).await?;
                 let (b, s) = c.parts();
@@ -158,7 +163,7 @@ impl Chain {
                     types::RecvAction::Purge => Some(RecvDecision::Purge),
                     types::RecvAction::Synth(s) => Some(RecvDecision::Synth(synth(s)?)),
                 })
-            }
+            })
             .await;
             match r {
                 Ok(Some(d)) => return Ok(d),
@@ -172,14 +177,14 @@ impl Chain {
     /// Run `on-backend-response`; each plugin sees the proposal the previous one left.
     pub async fn on_backend_response(
         &self,
-        req: &mut ReqState,
+        req: &mut Box<ReqState>,
         resp: &mut RespState,
         proposal: Proposal,
     ) -> Result<BerespDecision, PluginFailure> {
         let hook = Hook::BackendResponse;
         let mut current = types::CacheProposal::from(&proposal);
         for p in self.implementing(HookSet::BACKEND_RESPONSE) {
-            let r = async {
+            let r = Box::pin(async {
                 Self::admit(p, hook)?;
                 let mut c = p.begin(hook, req, Some(resp)).await?;
                 let (b, s) = c.parts();
@@ -201,7 +206,7 @@ impl Chain {
                         Some(BerespDecision::Synth(synth(s)?))
                     }
                 })
-            }
+            })
             .await;
             match r {
                 Ok(Some(d)) => return Ok(d),
@@ -215,13 +220,13 @@ impl Chain {
     /// Run `on-fetch-error`.
     pub async fn on_fetch_error(
         &self,
-        req: &mut ReqState,
+        req: &mut Box<ReqState>,
         error: &WitFetchError,
         stale_available: bool,
     ) -> Result<FetchErrorDecision, PluginFailure> {
         let hook = Hook::FetchError;
         for p in self.implementing(HookSet::FETCH_ERROR) {
-            let r = async {
+            let r = Box::pin(async {
                 Self::admit(p, hook)?;
                 let mut c = p.begin(hook, req, None).await?;
                 let (b, s) = c.parts();
@@ -242,7 +247,7 @@ impl Chain {
                     types::FetchErrorAction::ServeStale => None,
                     types::FetchErrorAction::Synth(s) => Some(FetchErrorDecision::Synth(synth(s)?)),
                 })
-            }
+            })
             .await;
             match r {
                 Ok(Some(d)) => return Ok(d),
@@ -256,13 +261,13 @@ impl Chain {
     /// Run `on-deliver`; `Some(synth)` replaces the response.
     pub async fn on_deliver(
         &self,
-        req: &mut ReqState,
+        req: &mut Box<ReqState>,
         resp: &mut RespState,
         info: DeliverInfo,
     ) -> Result<Option<Synth>, PluginFailure> {
         let hook = Hook::Deliver;
         for p in self.implementing(HookSet::DELIVER) {
-            let r = async {
+            let r = Box::pin(async {
                 Self::admit(p, hook)?;
                 let mut c = p.begin(hook, req, Some(resp)).await?;
                 let (b, s) = c.parts();
@@ -278,7 +283,7 @@ impl Chain {
                     types::DeliverAction::Continue => None,
                     types::DeliverAction::Synth(s) => Some(synth(s)?),
                 })
-            }
+            })
             .await;
             match r {
                 Ok(Some(d)) => return Ok(Some(d)),

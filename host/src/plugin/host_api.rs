@@ -144,8 +144,9 @@ pub struct StoreState {
     pub(crate) limiter: Limiter,
     pub(crate) stdio: LogPipe,
     pub(crate) env: Arc<PluginEnv>,
-    /// The request of the call in progress.
-    pub(crate) req: ReqState,
+    /// The request of the call in progress (boxed, so that moving it in
+    /// and out of the store for each call moves a pointer).
+    pub(crate) req: Box<ReqState>,
     /// The response of the call in progress, if the hook has one.
     pub(crate) resp: RespState,
     /// The first output the host refused during the call in progress: the

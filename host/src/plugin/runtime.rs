@@ -211,10 +211,11 @@ impl Slots {
             .is_ok()
     }
 
-    /// Take a slot, waiting at most `wait` for one to be given back.
+    /// Take a slot, waiting at most `wait` for one to be given back. The
+    /// wait (rare) is boxed, so that every call's future stays small.
     async fn take(&self, wait: Duration) -> Option<Slot<'_>> {
         let taken = self.try_take()
-            || tokio::time::timeout(wait, async {
+            || Box::pin(tokio::time::timeout(wait, async {
                 loop {
                     let freed = self.freed.notified();
                     let mut freed = std::pin::pin!(freed);
@@ -224,7 +225,7 @@ impl Slots {
                     }
                     freed.await;
                 }
-            })
+            }))
             .await
             .is_ok();
         // Made only once taken: a `Slot` dropped gives one back.
@@ -245,7 +246,9 @@ impl Drop for Slot<'_> {
 /// A hook call in progress (see [`LoadedPlugin::begin`]); it holds one of
 /// the plugin's `max_instances` slots.
 pub struct Call<'a> {
-    inst: Inst,
+    // Boxed: the bindings are a few hundred bytes, moved in and out of the
+    // pool and through the call's futures on every call.
+    inst: Box<Inst>,
     start: Instant,
     _slot: Slot<'a>,
 }
@@ -290,7 +293,9 @@ pub struct LoadedPlugin {
     quarantined_until: AtomicU64,
     born: Instant,
     health: Mutex<Health>,
-    pool: Mutex<Vec<Inst>>,
+    // Boxed (see `Call`): an instance moves in and out of the pool per call.
+    #[allow(clippy::vec_box)]
+    pool: Mutex<Vec<Box<Inst>>>,
     pub(crate) metrics: PluginMetrics,
 }
 
@@ -367,7 +372,7 @@ impl LoadedPlugin {
         Ok(p)
     }
 
-    async fn instantiate(&self) -> Result<Inst, Fault> {
+    async fn instantiate(&self) -> Result<Box<Inst>, Fault> {
         let stdio = LogPipe::default();
         let wasi = WasiCtxBuilder::new()
             .stdout(stdio.clone())
@@ -382,7 +387,7 @@ impl LoadedPlugin {
             },
             stdio,
             env: self.env.clone(),
-            req: ReqState::default(),
+            req: Box::default(),
             resp: RespState::default(),
             violation: None,
             logged: 0,
@@ -414,11 +419,11 @@ impl LoadedPlugin {
         self.log_stdio(&mut store);
         store.data_mut().initialising = false;
         match r {
-            Ok(Ok(())) => Ok(Inst {
+            Ok(Ok(())) => Ok(Box::new(Inst {
                 store,
                 bindings,
                 uses: 0,
-            }),
+            })),
             Ok(Err(msg)) => Err(init_fault(FaultKind::InitFailed, format!("init: {msg}"))),
             Err(e) => Err(init_fault(
                 FaultKind::InitFailed,
@@ -458,7 +463,8 @@ impl LoadedPlugin {
         if let Poll::Ready(r) = first {
             return r;
         }
-        match tokio::time::timeout(self.wall, call).await {
+        // Boxed: the timer is needed only here, and it is large.
+        match Box::pin(tokio::time::timeout(self.wall, call)).await {
             Ok(r) => r,
             Err(_) => Err(wasmtime::Error::new(WallTimeout(self.wall))),
         }
@@ -475,7 +481,7 @@ impl LoadedPlugin {
     pub async fn begin(
         &self,
         hook: Hook,
-        req: &mut ReqState,
+        req: &mut Box<ReqState>,
         resp: Option<&mut RespState>,
     ) -> Result<Call<'_>, Fault> {
         self.metrics.hooks[hook as usize].calls.inc();
@@ -496,8 +502,8 @@ impl LoadedPlugin {
         let popped = self.pool.lock().pop();
         let mut inst = match popped {
             Some(i) => i,
-            None => self
-                .instantiate()
+            // Boxed: instantiating is rare and its future is large.
+            None => Box::pin(self.instantiate())
                 .await
                 .inspect_err(|f| self.fault(hook, f))?,
         };
@@ -523,7 +529,7 @@ impl LoadedPlugin {
         &self,
         hook: Hook,
         call: Call<'_>,
-        req: &mut ReqState,
+        req: &mut Box<ReqState>,
         resp: Option<&mut RespState>,
         out: wasmtime::Result<R>,
     ) -> Result<R, Fault> {

@@ -53,7 +53,7 @@ async fn chain(plugins: &str) -> (Chain, Arc<Metrics>) {
     (Chain::new(loaded), metrics)
 }
 
-fn request(method: Method, cookie: Option<&str>) -> ReqState {
+fn request(method: Method, cookie: Option<&str>) -> Box<ReqState> {
     let mut r = ReqState {
         method,
         host: "example.com".into(),
@@ -63,7 +63,7 @@ fn request(method: Method, cookie: Option<&str>) -> ReqState {
         r.headers
             .insert(header::COOKIE, HeaderValue::from_str(c).unwrap());
     }
-    r
+    Box::new(r)
 }
 
 #[tokio::test]
