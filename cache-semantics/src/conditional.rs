@@ -112,7 +112,17 @@ pub fn evaluate_conditionals(
     resp_status: StatusCode,
     resp_headers: &HeaderMap,
 ) -> Conditional {
-    if !resp_status.is_success() {
+    // Most requests carry no precondition: then nothing stored is parsed.
+    if !resp_status.is_success()
+        || ![
+            IF_MATCH,
+            IF_NONE_MATCH,
+            IF_MODIFIED_SINCE,
+            IF_UNMODIFIED_SINCE,
+        ]
+        .iter()
+        .any(|h| req_headers.contains_key(h))
+    {
         return Conditional::None;
     }
     let etag = resp_headers

@@ -78,8 +78,16 @@ impl Cx {
         };
         // The host frames what it sends.
         match len {
+            // The stored field usually says this already: kept as it is.
             Some(len) if o.status != StatusCode::NO_CONTENT => {
-                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+                let mut stored = headers.get_all(header::CONTENT_LENGTH).iter();
+                let says_len = match (stored.next(), stored.next()) {
+                    (Some(v), None) => is_length(v.as_bytes(), len),
+                    _ => false,
+                };
+                if !says_len {
+                    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+                }
             }
             _ => {
                 headers.remove(header::CONTENT_LENGTH);
@@ -286,6 +294,18 @@ impl Cx {
     }
 }
 
+/// Whether a `Content-Length` value is exactly `len` written canonically
+/// (digits only, no leading zero).
+fn is_length(v: &[u8], len: u64) -> bool {
+    !v.is_empty()
+        && (v.len() == 1 || v[0] != b'0')
+        && v.iter().all(u8::is_ascii_digit)
+        && std::str::from_utf8(v)
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+            == Some(len)
+}
+
 /// A stored `Content-Length` (the backend's, while the body still fills).
 fn content_length(h: &HeaderMap) -> Option<u64> {
     h.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
@@ -306,5 +326,26 @@ pub(super) fn piece_covers(o: &Object, req: &HeaderMap) -> bool {
         cs::RangeDecision::Partial { start, end } => p.covers(start, end).is_some(),
         cs::RangeDecision::Unsatisfiable => true,
         cs::RangeDecision::Full => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_length;
+
+    #[test]
+    fn only_a_canonical_length_is_kept_as_stored() {
+        assert!(is_length(b"1024", 1024));
+        assert!(is_length(b"0", 0));
+        for (v, len) in [
+            (&b"1023"[..], 1024),
+            (b"+1024", 1024),
+            (b"01024", 1024),
+            (b" 1024", 1024),
+            (b"", 0),
+            (b"1024, 1024", 1024),
+        ] {
+            assert!(!is_length(v, len), "{v:?}");
+        }
     }
 }
