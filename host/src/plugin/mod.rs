@@ -16,6 +16,7 @@ pub mod recv_skip;
 pub mod runtime;
 pub mod scaffold;
 mod stdio;
+mod ticker;
 
 pub use crate::kinds::{FaultKind, Hook};
 pub use chain::{Chain, PluginFailure, Synth};

@@ -23,12 +23,11 @@ use super::cpu::{CpuBudget, CpuTimeout};
 use super::host_api::{Limiter, PluginEnv, ReqState, RespState, StoreState};
 use super::recv_skip::RecvSkip;
 use super::stdio::LogPipe;
+use super::ticker::{TICK, Ticker, Ticking};
 use super::{Fault, FaultKind, Hook, PluginError};
 use crate::config::{MAX_PLUGIN_MEMORY, OnError, PluginConfig, TOTAL_PLUGIN_INSTANCES};
 use crate::metrics::PluginMetrics;
 
-/// Epoch ticker period: deadlines are counted in these.
-const TICK: Duration = Duration::from_millis(1);
 /// The call ran past its `wall_timeout` (it was waiting, e.g. sleeping
 /// through WASI, or running): it was dropped mid-call.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +38,7 @@ pub const CONTRACT: (u64, u64) = (0, 1);
 
 struct Shared {
     engine: Engine,
+    ticker: Ticker,
     linker: Linker<StoreState>,
     compiled: DashMap<u128, Component>,
 }
@@ -61,22 +61,13 @@ fn shared() -> &'static Shared {
             .concurrency_support(false)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&cfg).expect("the plugin engine's fixed settings are valid");
-        let ticker = engine.weak();
-        std::thread::Builder::new()
-            .name("lacquer-epoch".into())
-            .spawn(move || {
-                while let Some(e) = ticker.upgrade() {
-                    e.increment_epoch();
-                    drop(e);
-                    std::thread::sleep(TICK);
-                }
-            })
-            .expect("spawn the epoch ticker");
+        let ticker = Ticker::start(engine.weak()).expect("spawn the epoch ticker");
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).expect("WASI links");
         Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).expect("host API links");
         Shared {
             engine,
+            ticker,
             linker,
             compiled: DashMap::new(),
         }
@@ -251,6 +242,7 @@ pub struct Call<'a> {
     inst: Box<Inst>,
     start: Instant,
     _slot: Slot<'a>,
+    _ticking: Ticking<'static>,
 }
 
 impl Call<'_> {
@@ -352,6 +344,7 @@ impl LoadedPlugin {
             pool: Mutex::new(Vec::new()),
             metrics,
         };
+        let _ticking = shared().ticker.enter();
         let mut inst = p.instantiate().await.map_err(|f| PluginError::Init {
             plugin: name.to_string(),
             cause: f.message,
@@ -373,6 +366,7 @@ impl LoadedPlugin {
     }
 
     async fn instantiate(&self) -> Result<Box<Inst>, Fault> {
+        let _ticking = shared().ticker.enter();
         let stdio = LogPipe::default();
         let wasi = WasiCtxBuilder::new()
             .stdout(stdio.clone())
@@ -520,6 +514,7 @@ impl LoadedPlugin {
             inst,
             start,
             _slot: slot,
+            _ticking: shared().ticker.enter(),
         })
     }
 
@@ -537,6 +532,7 @@ impl LoadedPlugin {
             mut inst,
             start,
             _slot,
+            _ticking,
         } = call;
         self.log_stdio(&mut inst.store);
         let data = inst.store.data_mut();
