@@ -1,17 +1,19 @@
 //! The epoch ticker. wasmtime's epoch deadlines (a plugin's CPU budget, and
 //! the yields that keep a looping plugin from holding a tokio worker) move
 //! only while the engine's epoch advances. A thread advances it every
-//! [`TICK`] while plugin code may run, and parks once nothing has entered
-//! plugin code for [`LINGER`]: an idle host, or one whose plugins decline
+//! [`TICK`] while plugin code may run, and parks once no guest code was
+//! running at any of its ticks for [`LINGER`]: an idle host, or one whose plugins decline
 //! every call (`skip-recv-for`, as the default bundle does on plain hits),
 //! makes no wake-ups for it.
 //!
 //! Whatever runs guest code holds a [`Ticking`] (see [`Ticker::enter`]) for
 //! as long as it does. Entering is one atomic increment, plus a wake-up of
-//! the thread when it had parked.
+//! the thread when it had parked. Under a steady load of short calls (rarely
+//! running at the instant of a tick) the thread may park between them: the
+//! next call wakes it, one wake-up per [`LINGER`] at most.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::thread::Thread;
 use std::time::Duration;
 
@@ -19,15 +21,14 @@ use wasmtime::EngineWeak;
 
 /// Epoch period: deadlines are counted in these.
 pub const TICK: Duration = Duration::from_millis(1);
-/// How long the ticker goes on after the last entry before it parks.
+/// How long the ticker goes on with nothing running at its ticks before it
+/// parks.
 pub const LINGER: Duration = Duration::from_millis(100);
 
 #[derive(Default)]
 struct State {
     /// Sections running guest code now.
     running: AtomicUsize,
-    /// Sections ever entered (so that entries between two ticks count).
-    entered: AtomicU64,
     /// Set (before it checks `running` a last time) while the thread parks.
     parked: AtomicBool,
 }
@@ -65,7 +66,6 @@ impl Ticker {
     /// returned guard is dropped.
     pub fn enter(&self) -> Ticking<'_> {
         let s = &self.state;
-        s.entered.fetch_add(1, SeqCst);
         // Sequentially consistent with the thread's `parked` store and
         // `running` load: either it sees this entry and does not park, or
         // this sees it parked and wakes it (an unpark before its park is
@@ -85,7 +85,7 @@ impl Ticker {
 
 fn run(engine: &EngineWeak, s: &State) {
     let linger = LINGER.as_millis() / TICK.as_millis().max(1);
-    let (mut idle, mut seen) = (0, s.entered.load(SeqCst));
+    let mut idle = 0;
     loop {
         // Sleep first: a section that woke the thread gets a whole tick
         // before its deadline is looked at.
@@ -95,9 +95,8 @@ fn run(engine: &EngineWeak, s: &State) {
         };
         e.increment_epoch();
         drop(e);
-        let entered = s.entered.load(SeqCst);
-        if s.running.load(SeqCst) > 0 || entered != seen {
-            (idle, seen) = (0, entered);
+        if s.running.load(SeqCst) > 0 {
+            idle = 0;
             continue;
         }
         idle += 1;
@@ -111,7 +110,7 @@ fn run(engine: &EngineWeak, s: &State) {
             std::thread::park();
         }
         s.parked.store(false, SeqCst);
-        (idle, seen) = (0, s.entered.load(SeqCst));
+        idle = 0;
     }
 }
 
