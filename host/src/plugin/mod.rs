@@ -15,6 +15,7 @@ mod log;
 pub mod recv_skip;
 pub mod runtime;
 pub mod scaffold;
+mod slots;
 mod stdio;
 mod ticker;
 

@@ -4,14 +4,13 @@
 //! until it faults or has served `recycle_after` calls.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use parking_lot::Mutex;
-use tokio::sync::Notify;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{
     Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline,
@@ -22,6 +21,7 @@ use super::bindings::{Plugin, PluginPre, types::HookSet};
 use super::cpu::{CpuBudget, CpuTimeout};
 use super::host_api::{Limiter, PluginEnv, ReqState, RespState, StoreState};
 use super::recv_skip::RecvSkip;
+use super::slots::{Slot, Slots};
 use super::stdio::LogPipe;
 use super::ticker::{TICK, Ticker, Ticking};
 use super::{Fault, FaultKind, Hook, PluginError};
@@ -184,56 +184,6 @@ struct Inst {
     uses: u64,
 }
 
-/// The plugin's `max_instances` bound on calls in progress. Taking and
-/// giving back a slot is one atomic operation each; only a call that finds
-/// every slot taken waits (on `freed`).
-struct Slots {
-    busy: AtomicUsize,
-    max: usize,
-    freed: Notify,
-}
-
-impl Slots {
-    fn try_take(&self) -> bool {
-        self.busy
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < self.max).then_some(n + 1)
-            })
-            .is_ok()
-    }
-
-    /// Take a slot, waiting at most `wait` for one to be given back. The
-    /// wait (rare) is boxed, so that every call's future stays small.
-    async fn take(&self, wait: Duration) -> Option<Slot<'_>> {
-        let taken = self.try_take()
-            || Box::pin(tokio::time::timeout(wait, async {
-                loop {
-                    let freed = self.freed.notified();
-                    let mut freed = std::pin::pin!(freed);
-                    freed.as_mut().enable();
-                    if self.try_take() {
-                        return;
-                    }
-                    freed.await;
-                }
-            }))
-            .await
-            .is_ok();
-        // Made only once taken: a `Slot` dropped gives one back.
-        if taken { Some(Slot(self)) } else { None }
-    }
-}
-
-/// A taken slot, given back on drop (also when a call is dropped midway).
-struct Slot<'a>(&'a Slots);
-
-impl Drop for Slot<'_> {
-    fn drop(&mut self) {
-        self.0.busy.fetch_sub(1, Ordering::AcqRel);
-        self.0.freed.notify_one();
-    }
-}
-
 /// A hook call in progress (see [`LoadedPlugin::begin`]); it holds one of
 /// the plugin's `max_instances` slots.
 pub struct Call<'a> {
@@ -326,11 +276,7 @@ impl LoadedPlugin {
                 .unwrap_or_else(|| (s.timeout * 10).max(Duration::from_secs(1))),
             slot_wait: s.timeout,
             max_idle: s.max_instances as usize,
-            slots: Slots {
-                busy: AtomicUsize::new(0),
-                max: s.max_instances as usize,
-                freed: Notify::new(),
-            },
+            slots: Slots::new(s.max_instances as usize),
             memory: s.memory.0 as usize,
             recycle_after: recycle_after.max(1),
             quarantine_after: s.quarantine_after as usize,
