@@ -11,7 +11,7 @@
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -52,6 +52,18 @@ pub enum Role {
 struct Activity {
     in_flight: AtomicUsize,
     idle_since: Mutex<Option<Instant>>,
+    /// The connection speaks HTTP/2 (set by its first request).
+    h2: AtomicBool,
+}
+
+/// Which bound a connection with no request in progress ran out of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expired {
+    /// No whole request head in time: the first, or on HTTP/1 the next one
+    /// after a response.
+    HeaderRead,
+    /// No request for `idle_timeout`.
+    Idle,
 }
 
 /// How often a connection with a request in progress looks again whether
@@ -64,6 +76,7 @@ impl Activity {
             in_flight: AtomicUsize::new(0),
             // `None`: no request yet, the header-read bound applies.
             idle_since: Mutex::new(None),
+            h2: AtomicBool::new(false),
         })
     }
 
@@ -73,8 +86,11 @@ impl Activity {
     }
 
     /// Resolves when the connection has had no request in progress for its
-    /// bound: `header_read` before the first request, `idle` after one.
-    async fn expired(&self, opened: Instant, header_read: Duration, idle: Duration) {
+    /// bound: `header_read` before the first request; after one, `idle`,
+    /// or on HTTP/1 `header_read` when that is shorter (the next head is
+    /// due within it of the previous response, as hyper's own header timer
+    /// would have it, without a timer armed and dropped per request).
+    async fn expired(&self, opened: Instant, header_read: Duration, idle: Duration) -> Expired {
         let recheck = idle.min(BUSY_RECHECK);
         let timer = tokio::time::sleep_until(opened + header_read);
         tokio::pin!(timer);
@@ -84,13 +100,16 @@ impl Activity {
             // Read after `in_flight`: an ending request sets `idle_since`
             // before it stops counting.
             let busy = self.in_flight.load(Ordering::SeqCst) > 0;
-            let deadline = match *self.idle_since.lock() {
-                _ if busy => now + recheck,
-                None => opened + header_read,
-                Some(t) => t + idle,
+            let (deadline, bound) = match *self.idle_since.lock() {
+                _ if busy => (now + recheck, Expired::Idle),
+                None => (opened + header_read, Expired::HeaderRead),
+                Some(t) if header_read < idle && !self.h2.load(Ordering::Relaxed) => {
+                    (t + header_read, Expired::HeaderRead)
+                }
+                Some(t) => (t + idle, Expired::Idle),
             };
             if !busy && now >= deadline {
-                return;
+                return bound;
             }
             timer.as_mut().reset(deadline);
         }
@@ -294,6 +313,9 @@ impl Accepted {
             service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
                 let shared = shared.clone();
                 let in_flight = activity.begin();
+                if req.version() == http::Version::HTTP_2 && !activity.h2.load(Ordering::Relaxed) {
+                    activity.h2.store(true, Ordering::Relaxed);
+                }
                 // 1xx only to HTTP/1.1 clients (RFC 9110 §15.2: never to 1.0).
                 let interim = (role == Role::Proxy && req.version() == http::Version::HTTP_11)
                     .then(|| {
@@ -324,10 +346,11 @@ impl Accepted {
             })
         };
         let mut builder = auto::Builder::new(TokioExecutor::new());
+        // Request heads are timed by `activity` (see `Activity::expired`).
         builder
             .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(header_read);
+            .header_read_timeout(None);
         builder.http2().timer(TokioTimer::new());
         // A client that stops reading a response (its TCP window shut)
         // fails the write after `idle_timeout`, like nginx's send_timeout:
@@ -354,17 +377,18 @@ impl Accepted {
                     tracing::debug!("connection from {peer}: {e}");
                 }
             }
-            () = activity.expired(opened, header_read, idle) => {
-                let first = activity.idle_since.lock().is_none();
-                if first {
-                    shared.metrics.header_read_timeouts.inc();
-                } else {
-                    shared.metrics.idle_timeouts.inc();
-                }
-                tracing::debug!(
-                    "connection from {peer} closed: {}",
-                    if first { "no request head in header_read_timeout" } else { "idle" }
-                );
+            bound = activity.expired(opened, header_read, idle) => {
+                let why = match bound {
+                    Expired::HeaderRead => {
+                        shared.metrics.header_read_timeouts.inc();
+                        "no request head in header_read_timeout"
+                    }
+                    Expired::Idle => {
+                        shared.metrics.idle_timeouts.inc();
+                        "idle"
+                    }
+                };
+                tracing::debug!("connection from {peer} closed: {why}");
             }
         }
     }

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use lacquer_tests::raw::{RawOrigin, closed_within, exchange, read_to_close, responses, status_of};
 use lacquer_tests::{Lacquer, Origin, Progress, Reply, wait_until};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const LONG: Duration = Duration::from_secs(30);
@@ -181,6 +181,48 @@ async fn a_half_sent_request_head_is_closed_and_counted() {
     );
     assert_eq!(o.hits(), 0);
     assert_eq!(l.get("/").await.status, 200, "others are served");
+}
+
+#[tokio::test]
+async fn a_half_sent_second_head_on_a_keep_alive_connection_is_closed_at_header_read_timeout() {
+    let o = Origin::start(|_| Reply::ok("origin")).await;
+    let l = Lacquer::with_origin(
+        &o.url(),
+        "[server]\nheader_read_timeout = \"300ms\"\nidle_timeout = \"60s\"\n",
+    )
+    .await;
+    let mut c = TcpStream::connect(l.server.addr()).await.unwrap();
+    c.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    // The whole first response, then half of a second head.
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !got.windows(6).any(|w| w == b"origin") {
+        let n = tokio::time::timeout(LONG, c.read(&mut buf))
+            .await
+            .expect("the first response")
+            .unwrap();
+        assert!(n > 0, "closed before the first response");
+        got.extend_from_slice(&buf[..n]);
+    }
+    c.write_all(b"GET /next HTTP/1.1\r\nHost: a\r\nX-Slow: 1")
+        .await
+        .unwrap();
+    // Closed at header_read_timeout, long before idle_timeout, and counted
+    // as a header-read timeout.
+    assert!(closed_within(&mut c, LONG).await, "slow second head closed");
+    assert_eq!(
+        l.metric("lacquer_connection_timeouts_total{kind=\"header-read\"}")
+            .await,
+        1.0
+    );
+    assert_eq!(
+        l.metric("lacquer_connection_timeouts_total{kind=\"idle\"}")
+            .await,
+        0.0
+    );
+    assert_eq!(o.hits(), 1);
 }
 
 #[tokio::test]
