@@ -366,12 +366,8 @@ impl Accepted {
         tokio::select! {
             r = &mut conn => {
                 if let Err(e) = r {
-                    let timeout = e
-                        .downcast_ref::<hyper::Error>()
-                        .is_some_and(hyper::Error::is_timeout);
-                    if timeout {
-                        shared.metrics.header_read_timeouts.inc();
-                    } else if send_timed_out(&*e) {
+                    // Request heads are timed by `activity`, not by hyper.
+                    if send_timed_out(&*e) {
                         shared.metrics.send_timeouts.inc();
                     }
                     tracing::debug!("connection from {peer}: {e}");

@@ -47,6 +47,31 @@ pub async fn read_to_close(s: &mut TcpStream) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Read off a kept-alive connection until one whole response has arrived,
+/// framed as [`responses`] frames it (panics if the peer closes first or
+/// 30 s pass).
+pub async fn read_response(s: &mut TcpStream) -> Parsed {
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read = async {
+        loop {
+            let n = s.read(&mut buf).await.expect("read a response");
+            assert!(
+                n > 0,
+                "closed before a whole response: {:?}",
+                String::from_utf8_lossy(&raw)
+            );
+            raw.extend_from_slice(&buf[..n]);
+            if let Some(r) = responses(&raw).0.into_iter().next() {
+                return r;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), read)
+        .await
+        .expect("a whole response within 30 s")
+}
+
 /// Whether the server closes `s` within `limit` (reading and discarding
 /// whatever it sends first).
 pub async fn closed_within(s: &mut TcpStream, limit: Duration) -> bool {

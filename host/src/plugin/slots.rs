@@ -100,6 +100,8 @@ impl Drop for Slot<'_> {
 
 #[cfg(test)]
 mod tests {
+    use futures_util::FutureExt;
+
     use super::*;
 
     #[tokio::test]
@@ -110,7 +112,7 @@ mod tests {
         let waiter = slots.take(Duration::from_secs(30));
         let mut waiter = std::pin::pin!(waiter);
         // The waiter is counted and parked before the slot comes back.
-        assert!(futures_poll_once(waiter.as_mut()).await.is_none());
+        assert!(waiter.as_mut().now_or_never().is_none());
         assert_eq!(slots.waiting.load(Ordering::SeqCst), 1);
         drop(first);
         let second = waiter.await.expect("the slot given back");
@@ -126,22 +128,9 @@ mod tests {
         {
             let waiter = slots.take(Duration::from_secs(30));
             let mut waiter = std::pin::pin!(waiter);
-            assert!(futures_poll_once(waiter.as_mut()).await.is_none());
+            assert!(waiter.as_mut().now_or_never().is_none());
             assert_eq!(slots.waiting.load(Ordering::SeqCst), 1);
         }
         assert_eq!(slots.waiting.load(Ordering::SeqCst), 0);
-    }
-
-    /// Poll a future once: `Some` if it finished.
-    async fn futures_poll_once<F: std::future::Future>(
-        mut f: std::pin::Pin<&mut F>,
-    ) -> Option<F::Output> {
-        std::future::poll_fn(|cx| {
-            std::task::Poll::Ready(match f.as_mut().poll(cx) {
-                std::task::Poll::Ready(v) => Some(v),
-                std::task::Poll::Pending => None,
-            })
-        })
-        .await
     }
 }
