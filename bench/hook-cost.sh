@@ -20,8 +20,15 @@
 #
 #   bench/hook-cost.sh
 #   ROUNDS=5 DURATION=5 bench/hook-cost.sh
+#   PIN=1 CONNECTIONS=8 bench/hook-cost.sh   # loaded: the server never idles
 #
-# Settings (environment): ROUNDS (3), DURATION seconds per run (5), VARIANTS
+# At one connection the server idles between requests, so every call starts
+# on caches the kernel and wrk have used meanwhile: the cold-call cost. With
+# more connections (and PIN=1, servers on CPU 0 and wrk on CPU 1) the worker
+# goes from request to request: the cost of a call on a busy server.
+#
+# Settings (environment): ROUNDS (3), DURATION seconds per run (5),
+# CONNECTIONS (1) and THREADS (1) for wrk, PIN, VARIANTS
 # (all of the above), PROBE (a built probe .wasm; default: build
 # bench/probe-plugin with cargo for wasm32-wasip2 into target/bench-probe),
 # LACQUER (binary), KEEP_WORK=1.
@@ -32,6 +39,8 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-5}
 WARMUP=${WARMUP:-2}
 SIZE=1024
+CONNECTIONS=${CONNECTIONS:-1}
+THREADS=${THREADS:-1}
 read -r -a VARIANTS <<<"${VARIANTS:-none empty method header header_all set_header policy bundle}"
 
 need_tools
@@ -52,7 +61,7 @@ probe() { # probe RECV_OPS DELIVER_OPS (TOML arrays)
 
 echo "# Lacquer hook-call cost, $(date -u '+%Y-%m-%d %H:%M UTC')"
 machine
-echo "wrk -t1 -c1 -d${DURATION}s, ${SIZE}-byte cache hit, $ROUNDS rounds, variants interleaved (order rotated each round)"
+echo "wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s${PIN:+ (pinned)}, ${SIZE}-byte cache hit, $ROUNDS rounds, variants interleaved (order rotated each round)"
 echo
 
 start_origin "$SIZE"
@@ -88,7 +97,7 @@ for r in $(seq "$ROUNDS"); do
         scrape "$v" "$WORK/metrics/$v.$r.before"
         before=$(origin_requests)
         cpu0=$(cpu_ticks "$v")
-        res=$(wrk_run "$(url "$v")" 1 1 "$DURATION")
+        res=$(wrk_run "$(url "$v")" "$THREADS" "$CONNECTIONS" "$DURATION")
         cpu1=$(cpu_ticks "$v")
         after=$(origin_requests)
         scrape "$v" "$WORK/metrics/$v.$r.after"

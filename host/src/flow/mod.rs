@@ -168,9 +168,7 @@ pub async fn handle(
         Err(refused) => return *refused,
     };
     let answer = cx.run().await;
-    shared
-        .metrics
-        .request(answer.state, start.elapsed().as_secs_f64());
+    shared.metrics.request(answer.state, start.elapsed());
     finish(&shared, answer, &id, record, start, Some(&mut cx))
 }
 
@@ -234,9 +232,7 @@ fn accept(
         Ok(h) => h,
         Err((reason, message)) => {
             shared.metrics.request_refused(reason);
-            shared
-                .metrics
-                .request(State::Synth, start.elapsed().as_secs_f64());
+            shared.metrics.request(State::Synth, start.elapsed());
             tracing::info!(client = %peer, reason, "refused request: {message}");
             let answer = Answer::new(errors::bad_request(&message), State::Synth);
             return Err(Box::new(finish(shared, answer, &id, record, start, None)));

@@ -12,6 +12,7 @@ pub mod host_api;
 pub mod kv;
 pub mod limits;
 mod log;
+mod pool;
 pub mod recv_skip;
 pub mod runtime;
 pub mod scaffold;

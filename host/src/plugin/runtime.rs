@@ -20,6 +20,7 @@ use wasmtime_wasi::WasiCtxBuilder;
 use super::bindings::{Plugin, PluginPre, types::HookSet};
 use super::cpu::{CpuBudget, CpuTimeout};
 use super::host_api::{Limiter, PluginEnv, ReqState, RespState, StoreState};
+use super::pool::Pool;
 use super::recv_skip::RecvSkip;
 use super::slots::{Slot, Slots};
 use super::stdio::LogPipe;
@@ -236,8 +237,7 @@ pub struct LoadedPlugin {
     born: Instant,
     health: Mutex<Health>,
     // Boxed (see `Call`): an instance moves in and out of the pool per call.
-    #[allow(clippy::vec_box)]
-    pool: Mutex<Vec<Box<Inst>>>,
+    pool: Pool<Box<Inst>>,
     pub(crate) metrics: PluginMetrics,
 }
 
@@ -287,7 +287,7 @@ impl LoadedPlugin {
                 faults: Vec::new(),
                 backoff: s.quarantine_backoff,
             }),
-            pool: Mutex::new(Vec::new()),
+            pool: Pool::new(s.max_instances as usize),
             metrics,
         };
         let _ticking = shared().ticker.enter();
@@ -307,7 +307,7 @@ impl LoadedPlugin {
                 plugin: name.to_string(),
                 cause: format!("implemented(): {e}"),
             })?;
-        p.pool.lock().push(inst);
+        p.pool.give_back(inst);
         Ok(p)
     }
 
@@ -439,7 +439,7 @@ impl LoadedPlugin {
             self.fault(hook, &f);
             return Err(f);
         };
-        let popped = self.pool.lock().pop();
+        let popped = self.pool.take();
         let mut inst = match popped {
             Some(i) => i,
             // Boxed: instantiating is rare and its future is large.
@@ -489,15 +489,12 @@ impl LoadedPlugin {
         let violation = data.violation.take();
         self.metrics.hooks[hook as usize]
             .duration
-            .observe(start.elapsed().as_secs_f64());
+            .observe(start.elapsed());
         match out {
             Ok(v) => {
                 inst.uses += 1;
                 if inst.uses < self.recycle_after {
-                    let mut pool = self.pool.lock();
-                    if pool.len() < self.max_idle {
-                        pool.push(inst);
-                    }
+                    self.pool.give_back(inst);
                 }
                 // The instance is sound; what it asked for was refused.
                 match violation {

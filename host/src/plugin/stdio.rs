@@ -2,6 +2,7 @@
 //! written to the log (tagged with plugin and request id) after each call.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -13,15 +14,26 @@ const CAPACITY: usize = 16 * 1024;
 
 /// A shared buffer the guest writes into.
 #[derive(Clone, Default)]
-pub struct LogPipe {
-    buf: Arc<Mutex<(Vec<u8>, bool)>>,
+pub struct LogPipe(Arc<Inner>);
+
+#[derive(Default)]
+struct Inner {
+    /// The bytes kept, and whether some were dropped.
+    buf: Mutex<(Vec<u8>, bool)>,
+    /// Set by a write: most calls write nothing, and their drain is then
+    /// one load instead of a lock.
+    written: AtomicBool,
 }
 
 impl LogPipe {
     /// Take what was written since the last drain, as lossy UTF-8 text, and
     /// whether some was dropped for want of room.
     pub fn drain(&self) -> Option<(String, bool)> {
-        let mut b = self.buf.lock();
+        if !self.0.written.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut b = self.0.buf.lock();
+        self.0.written.store(false, Ordering::Relaxed);
         if b.0.is_empty() {
             return None;
         }
@@ -33,10 +45,11 @@ impl LogPipe {
     }
 
     fn push(&self, bytes: &[u8]) {
-        let mut b = self.buf.lock();
+        let mut b = self.0.buf.lock();
         let room = CAPACITY.saturating_sub(b.0.len());
         b.1 |= bytes.len() > room;
         b.0.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        self.0.written.store(true, Ordering::Release);
     }
 }
 

@@ -227,8 +227,12 @@ async fn a_ban_flood_is_capped_and_hits_stay_cheap() {
     .await;
     assert_eq!(l.get("/page").await.status, 200);
     assert_eq!(l.get("/boom").await.status, 200);
-    assert_eq!(l.metric("lacquer_cache_bans").await, 1000.0);
-    assert_eq!(l.metric("lacquer_cache_bans_refused_total").await, 4000.0);
+    // The periodic sweep retires bans once every object has been checked
+    // against them, which frees room: one that ran during the flood let up
+    // to 1000 more in. The cap holds either way.
+    assert!(l.metric("lacquer_cache_bans").await <= 1000.0);
+    let refused = l.metric("lacquer_cache_bans_refused_total").await;
+    assert!((3000.0..=4000.0).contains(&refused), "{refused} refused");
     // The stored page predates the bans and none matches it: still a hit.
     assert_eq!(l.get("/page").await.status, 200);
     let pages = o.seen().iter().filter(|s| s.uri == "/page").count();

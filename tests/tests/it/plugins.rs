@@ -368,6 +368,21 @@ async fn host_counters_are_shared_across_requests() {
     let l = Lacquer::with_origin(&o.url(), &toml).await;
     assert_eq!(l.get("/count").await.text(), "1");
     assert_eq!(l.get("/count").await.text(), "2");
+    // Each call is timed: the histogram counts as many as were made.
+    let calls = l.plugin_calls("kv", "on-recv").await;
+    assert_eq!(calls, 2.0);
+    let series = "lacquer_plugin_duration_seconds";
+    let labels = "plugin=\"kv\",hook=\"on-recv\"";
+    assert_eq!(
+        l.metric(&format!("{series}_count{{{labels}}}")).await,
+        calls
+    );
+    assert_eq!(
+        l.metric(&format!("{series}_bucket{{le=\"+Inf\",{labels}}}"))
+            .await,
+        calls
+    );
+    assert!(l.metric(&format!("{series}_sum{{{labels}}}")).await > 0.0);
 }
 
 #[tokio::test]

@@ -51,6 +51,9 @@ async fn once_shows_hits_misses_a_sick_backend_and_the_failure_kind() {
     let hits = l.metric("lacquer_requests_total{state=\"hit\"}").await;
     let misses = l.metric("lacquer_requests_total{state=\"miss\"}").await;
     assert_eq!(hits, 3.0);
+    // Each answered request is timed, in its state's histogram.
+    let timed = "lacquer_request_duration_seconds_bucket{le=\"+Inf\",state=\"hit\"}";
+    assert_eq!(l.metric(timed).await, hits);
     assert!(misses >= 2.0, "{misses} misses");
 
     let admin = format!("http://{}", l.server.admin_addr().unwrap());

@@ -5,11 +5,14 @@
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::histogram::exponential_buckets;
 use prometheus_client::registry::Registry;
+
+mod histogram;
 
 pub use crate::kinds::State;
 use crate::kinds::{FaultKind, Hook};
+pub use histogram::DurationHistogram;
 
 /// `lacquer_requests_total{state}`: client requests by how they were answered.
 pub const REQUESTS: &str = "requests";
@@ -120,7 +123,7 @@ type Labels = Vec<(&'static str, String)>;
 pub struct Metrics {
     registry: Registry,
     requests: [Counter; 5],
-    request_duration: [Histogram; 5],
+    request_duration: [DurationHistogram; 5],
     /// `lacquer_cache_objects`
     pub cache_objects: Gauge,
     /// `lacquer_cache_bytes`
@@ -134,7 +137,7 @@ pub struct Metrics {
     plugin_calls: Family<Labels, Counter>,
     plugin_skipped: Family<Labels, Counter>,
     plugin_faults: Family<Labels, Counter>,
-    plugin_duration: Family<Labels, Histogram>,
+    plugin_duration: Family<Labels, DurationHistogram>,
     plugin_quarantines: Family<Labels, Counter>,
     plugin_log_dropped: Family<Labels, Counter>,
     reloads: Family<Labels, Counter>,
@@ -177,12 +180,12 @@ pub struct Metrics {
     pub cluster: crate::cluster::ClusterMetrics,
 }
 
-fn plugin_histogram() -> Histogram {
-    Histogram::new(exponential_buckets(1e-6, 4.0, 11))
+fn plugin_histogram() -> DurationHistogram {
+    DurationHistogram::new(exponential_buckets(1e-6, 4.0, 11))
 }
 
-fn request_histogram() -> Histogram {
-    Histogram::new(exponential_buckets(1e-5, 4.0, 12))
+fn request_histogram() -> DurationHistogram {
+    DurationHistogram::new(exponential_buckets(1e-5, 4.0, 12))
 }
 
 impl Default for Metrics {
@@ -196,8 +199,8 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("lacquer");
         let requests_f = Family::<Labels, Counter>::default();
-        let duration_f = Family::<Labels, Histogram>::new_with_constructor(
-            request_histogram as fn() -> Histogram,
+        let duration_f = Family::<Labels, DurationHistogram>::new_with_constructor(
+            request_histogram as fn() -> DurationHistogram,
         );
         let requests = State::ALL.map(|s| {
             requests_f
@@ -232,7 +235,9 @@ impl Metrics {
             plugin_calls: Family::default(),
             plugin_skipped: Family::default(),
             plugin_faults: Family::default(),
-            plugin_duration: Family::new_with_constructor(plugin_histogram as fn() -> Histogram),
+            plugin_duration: Family::new_with_constructor(
+                plugin_histogram as fn() -> DurationHistogram,
+            ),
             plugin_quarantines: Family::default(),
             plugin_log_dropped: Family::default(),
             reloads: Family::default(),
@@ -466,10 +471,10 @@ impl Metrics {
         c.inc_by(refused.saturating_sub(c.get()));
     }
 
-    /// Count an answered request.
-    pub fn request(&self, state: State, seconds: f64) {
+    /// Count an answered request that took `took` to its response headers.
+    pub fn request(&self, state: State, took: std::time::Duration) {
         self.requests[state as usize].inc();
-        self.request_duration[state as usize].observe(seconds);
+        self.request_duration[state as usize].observe(took);
     }
 
     /// Count a backend response.
@@ -559,7 +564,7 @@ pub struct HookMetrics {
     /// Calls skipped (`skip-recv-for`).
     pub skipped: Counter,
     /// Call time.
-    pub duration: Histogram,
+    pub duration: DurationHistogram,
     /// Faults by kind.
     pub faults: [Counter; FaultKind::ALL.len()],
 }
