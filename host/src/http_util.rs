@@ -10,6 +10,14 @@ pub const VIA: HeaderValue = HeaderValue::from_static("1.1 lacquer");
 /// userinfo) and return the host the cache keys on and the backend is sent:
 /// lower case, without the port.
 pub fn parse_host(value: &str) -> Result<String, String> {
+    match plain_host(value) {
+        Some(host) => Ok(host.to_owned()),
+        None => parse_authority_host(value),
+    }
+}
+
+/// [`parse_host`] for any value: parsed as an authority.
+fn parse_authority_host(value: &str) -> Result<String, String> {
     let shown = || value.chars().take(64).collect::<String>();
     if value.is_empty() || value.contains('@') {
         return Err(format!("invalid Host {:?}", shown()));
@@ -32,6 +40,23 @@ pub fn parse_host(value: &str) -> Result<String, String> {
         return Err(format!("invalid Host {:?}", shown()));
     }
     Ok(host.to_ascii_lowercase())
+}
+
+/// The common form of a `Host` value, a lower-case name or IPv4 address
+/// with perhaps a port, checked without parsing it as an authority (which
+/// copies it): its host part, or `None` for anything else, which
+/// [`parse_authority_host`] reads (the answer is the same).
+fn plain_host(value: &str) -> Option<&str> {
+    let (host, port) = match value.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (value, None),
+    };
+    let name = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-';
+    let host_ok = !host.is_empty() && host.bytes().all(name);
+    let port_ok = port.is_none_or(|p| {
+        !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok()
+    });
+    (host_ok && port_ok).then_some(host)
 }
 
 /// The host part of a host name as an operator types it (`Example.com:443`
@@ -95,6 +120,31 @@ mod tests {
         for bad in ["", "a b", "user@host", "host:port", "host:", "[::1", "a/b"] {
             assert!(parse_host(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn the_plain_form_is_read_as_the_full_parse_reads_it() {
+        for v in [
+            "example.com",
+            "example.com:80",
+            "10.0.0.1:65535",
+            "a-b.c",
+            "x:65536",
+            "x:",
+            ":80",
+            "x:+1",
+            "x:1:2",
+            "Example.com",
+            "[::1]:80",
+            "a_b",
+        ] {
+            if let Some(plain) = plain_host(v) {
+                assert_eq!(Ok(plain.to_owned()), parse_authority_host(v), "{v:?}");
+            }
+        }
+        assert_eq!(plain_host("example.com:8080"), Some("example.com"));
+        assert_eq!(plain_host("x:65536"), None);
+        assert_eq!(plain_host("Example.com"), None);
     }
 
     #[test]

@@ -60,7 +60,7 @@ impl State {
 #[derive(Clone, Default)]
 pub struct Interim(Arc<Mutex<State>>);
 
-/// Where one request's interim responses go (in the request's extensions).
+/// Where one request's interim responses go.
 #[derive(Clone)]
 pub struct InterimSink {
     interim: Interim,

@@ -310,7 +310,7 @@ impl Accepted {
         let interim = Interim::new();
         let svc = {
             let (shared, activity, interim) = (shared.clone(), activity.clone(), interim.clone());
-            service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                 let shared = shared.clone();
                 let in_flight = activity.begin();
                 if req.version() == http::Version::HTTP_2 && !activity.h2.load(Ordering::Relaxed) {
@@ -318,17 +318,15 @@ impl Accepted {
                 }
                 // 1xx only to HTTP/1.1 clients (RFC 9110 §15.2: never to 1.0).
                 let interim = (role == Role::Proxy && req.version() == http::Version::HTTP_11)
-                    .then(|| {
-                        req.extensions_mut().insert(interim.begin());
-                        interim.clone()
-                    });
+                    .then(|| (interim.clone(), interim.begin()));
                 async move {
                     // Boxed: the request's future is several KiB, and hyper
                     // moves the one it is given into its connection state.
+                    let (interim, sink) = interim.unzip();
                     let resp = match role {
                         Role::Admin => Box::pin(crate::admin::handle(shared, req, local)).await,
                         Role::Proxy => {
-                            Box::pin(crate::flow::handle(shared, req, client, tls)).await
+                            Box::pin(crate::flow::handle(shared, req, client, tls, sink)).await
                         }
                     };
                     if let Some(i) = interim {

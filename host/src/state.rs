@@ -2,6 +2,7 @@
 //! atomically on reload) and what outlives generations (cache, health,
 //! plugin key-value store, metrics, recent fetch failures).
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -171,10 +172,35 @@ impl Shared {
         }
     }
 
-    /// A new request id.
+    /// A new request id: `{instance:08x}-{n:x}`, `n` unique in this process.
+    ///
+    /// Each thread takes [`ID_BLOCK`] numbers at a time from the shared
+    /// counter, so that workers do not write one cache line per request,
+    /// and the text is made in place (through `format!`, the id was a
+    /// twentieth of a cache hit's own instructions).
     pub fn request_id(&self) -> Arc<str> {
-        let n = self.next_id.fetch_add(1, Ordering::Relaxed);
-        format!("{:08x}-{n:x}", self.instance).into()
+        thread_local! {
+            /// The block this thread is using: whose (the counter's address
+            /// and the instance), next and end.
+            static BLOCK: Cell<(usize, u32, u64, u64)> = const { Cell::new((0, 0, 0, 0)) };
+        }
+        let owner = (std::ptr::from_ref(&self.next_id) as usize, self.instance);
+        let n = BLOCK.with(|b| {
+            let (o, i, mut next, mut end) = b.get();
+            if (o, i) != owner || next == end {
+                next = self.next_id.fetch_add(ID_BLOCK, Ordering::Relaxed);
+                end = next + ID_BLOCK;
+            }
+            b.set((owner.0, owner.1, next + 1, end));
+            next
+        });
+        let mut buf = [0u8; 8 + 1 + 16];
+        let mut len = hex(u64::from(self.instance), 8, &mut buf);
+        buf[len] = b'-';
+        len += 1;
+        len += hex(n, 1, &mut buf[len..]);
+        // Hex digits and '-' only.
+        Arc::from(std::str::from_utf8(&buf[..len]).unwrap_or_default())
     }
 
     /// Record a fetch failure for `/fetch-errors`.
@@ -329,5 +355,54 @@ impl Shared {
                 Err(e)
             }
         }
+    }
+}
+
+/// Request ids a thread takes from [`Shared`]'s counter at a time.
+const ID_BLOCK: u64 = 1024;
+
+/// Write `v` in lower-case hex, at least `min` digits, at the start of
+/// `out`; the number of bytes written.
+fn hex(v: u64, min: usize, out: &mut [u8]) -> usize {
+    let digits = (((64 - v.leading_zeros()) as usize).div_ceil(4)).max(min);
+    for (i, b) in out[..digits].iter_mut().enumerate() {
+        let nibble = (v >> (4 * (digits - 1 - i))) & 0xf;
+        *b = b"0123456789abcdef"[nibble as usize];
+    }
+    digits
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_pads_to_the_minimum_and_no_further() {
+        let mut b = [0u8; 16];
+        let n = hex(0xabc, 8, &mut b);
+        assert_eq!(&b[..n], b"00000abc");
+        let n = hex(0, 1, &mut b);
+        assert_eq!(&b[..n], b"0");
+        let n = hex(u64::MAX, 1, &mut b);
+        assert_eq!(&b[..n], b"ffffffffffffffff");
+    }
+
+    #[test]
+    fn request_ids_are_unique_across_threads() {
+        let config = Config::embedded_default().expect("the embedded config");
+        let shared = Shared::new(ConfigSource::default(), &config);
+        let ids = std::sync::Mutex::new(std::collections::HashSet::new());
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..3000 {
+                        let id = shared.request_id();
+                        assert!(ids.lock().unwrap().insert(id), "an id given twice");
+                    }
+                });
+            }
+        });
+        let prefix = format!("{:08x}-", shared.instance);
+        assert!(ids.lock().unwrap().iter().all(|i| i.starts_with(&prefix)));
     }
 }

@@ -153,17 +153,19 @@ enum Step {
 }
 
 /// Serve one client request from `peer` (the address a PROXY header named,
-/// if the listener takes one), `tls` when it came over the TLS listener.
+/// if the listener takes one), `tls` when it came over the TLS listener;
+/// `interim` is where a backend's `103 Early Hints` go (HTTP/1.1 clients).
 pub async fn handle(
     shared: Arc<Shared>,
     req: Request<Incoming>,
     peer: SocketAddr,
     tls: bool,
+    interim: Option<crate::interim::InterimSink>,
 ) -> Response<ProxyBody> {
     let start = Instant::now();
     // The synchronous part is its own function: what it holds is not kept
     // in (and moved with) the request's future.
-    let Accepted { mut cx, id, record } = match accept(&shared, req, peer, tls, start) {
+    let Accepted { mut cx, id, record } = match accept(&shared, req, peer, tls, interim, start) {
         Ok(a) => a,
         Err(refused) => return *refused,
     };
@@ -186,6 +188,7 @@ fn accept(
     req: Request<Incoming>,
     peer: SocketAddr,
     tls: bool,
+    interim: Option<crate::interim::InterimSink>,
     start: Instant,
 ) -> Result<Accepted, Box<Response<ProxyBody>>> {
     let generation = shared.generation.load_full();
@@ -238,11 +241,16 @@ fn accept(
             return Err(Box::new(finish(shared, answer, &id, record, start, None)));
         }
     };
-    headers.remove(header::HOST);
-    if let Ok(v) = HeaderValue::from_str(&host)
-        && !host.is_empty()
+    // The backend gets the host the key used (there is at most one field
+    // now); a field that says it already is kept as it is.
+    if headers
+        .get(header::HOST)
+        .is_none_or(|v| v.as_bytes() != host.as_bytes())
     {
-        headers.insert(header::HOST, v);
+        match HeaderValue::from_str(&host) {
+            Ok(v) if !host.is_empty() => headers.insert(header::HOST, v),
+            _ => headers.remove(header::HOST),
+        };
     }
     let uri = parts
         .uri
@@ -272,10 +280,7 @@ fn accept(
         forwarded: Arc::new(forwarded),
         backend_used: None,
         fault: None,
-        interim: parts
-            .extensions
-            .get::<crate::interim::InterimSink>()
-            .cloned(),
+        interim,
     };
     Ok(Accepted { cx, id, record })
 }
