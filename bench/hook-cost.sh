@@ -27,6 +27,9 @@
 # more connections (and PIN=1, servers on CPU 0 and wrk on CPU 1) the worker
 # goes from request to request: the cost of a call on a busy server.
 #
+# Two builds side by side: LACQUER_B=binary and variants named with "-b"
+# (VARIANTS="empty empty-b" runs the empty probe on both).
+#
 # Settings (environment): ROUNDS (3), DURATION seconds per run (5),
 # CONNECTIONS (1) and THREADS (1) for wrk, PIN, VARIANTS
 # (all of the above), PROBE (a built probe .wasm; default: build
@@ -66,15 +69,20 @@ echo
 
 start_origin "$SIZE"
 for v in "${VARIANTS[@]}"; do
-    case $v in
-    none) start_lacquer "$v" none ;;
-    bundle) start_lacquer "$v" default ;;
-    empty) start_lacquer "$v" custom "$(probe '[]' '[]')" ;;
-    method) start_lacquer "$v" custom "$(probe '["method"]' '[]')" ;;
-    header) start_lacquer "$v" custom "$(probe '["header:authorization"]' '[]')" ;;
-    header_all) start_lacquer "$v" custom "$(probe '["header_all:cookie"]' '[]')" ;;
-    set_header) start_lacquer "$v" custom "$(probe '[]' '["set_header:x-cache"]')" ;;
-    policy) start_lacquer "$v" custom "$(probe '["method", "header:authorization", "header_all:cookie"]' '["set_header:x-cache"]')" ;;
+    # A variant named with "-b" (e.g. empty-b) runs on the binary LACQUER_B.
+    binary=$LACQUER
+    if [[ $v == *-b ]]; then
+        binary=${LACQUER_B:?$v needs LACQUER_B=binary}
+    fi
+    case ${v%-b} in
+    none) BINARY=$binary start_lacquer "$v" none ;;
+    bundle) BINARY=$binary start_lacquer "$v" default ;;
+    empty) BINARY=$binary start_lacquer "$v" custom "$(probe '[]' '[]')" ;;
+    method) BINARY=$binary start_lacquer "$v" custom "$(probe '["method"]' '[]')" ;;
+    header) BINARY=$binary start_lacquer "$v" custom "$(probe '["header:authorization"]' '[]')" ;;
+    header_all) BINARY=$binary start_lacquer "$v" custom "$(probe '["header_all:cookie"]' '[]')" ;;
+    set_header) BINARY=$binary start_lacquer "$v" custom "$(probe '[]' '["set_header:x-cache"]')" ;;
+    policy) BINARY=$binary start_lacquer "$v" custom "$(probe '["method", "header:authorization", "header_all:cookie"]' '["set_header:x-cache"]')" ;;
     *) die "unknown variant $v" ;;
     esac
 done

@@ -5,16 +5,14 @@
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "plugin",
-    // Hook calls are async so WASI stdio (and anything else that may wait)
-    // never blocks a tokio worker. The host functions are sync but for the
-    // shared plugin state, which may wait on the cluster's Redis: they
-    // await it, and the call's fiber yields to tokio meanwhile.
-    exports: { default: async },
+    // Hook calls and host functions are synchronous (see `wait.rs`). The
+    // host functions that may wait on the cluster's Redis can also trap:
+    // when the call's wall-clock bound ends during the wait.
     imports: {
-        "lacquer:plugin/host.counter-add": async,
-        "lacquer:plugin/host.take-token": async,
-        "lacquer:plugin/host.kv-get": async,
-        "lacquer:plugin/host.kv-set": async,
+        "lacquer:plugin/host.counter-add": trappable,
+        "lacquer:plugin/host.take-token": trappable,
+        "lacquer:plugin/host.kv-get": trappable,
+        "lacquer:plugin/host.kv-set": trappable,
     },
     with: {
         "lacquer:plugin/types.request": super::host_api::RequestHandle,

@@ -150,12 +150,9 @@ impl Chain {
                 Self::admit(p, hook)?;
                 let mut c = p.begin(hook, req, None).await?;
                 let (b, s) = c.parts();
-                let out = p
-                    .bounded(
-                        b.lacquer_plugin_hooks()
-                            .call_on_recv(s, Resource::new_borrow(0)),
-                    )
-                    .await;
+                let out = b
+                    .lacquer_plugin_hooks()
+                    .call_on_recv(s, Resource::new_borrow(0));
                 Ok(match p.end(hook, c, req, None, out)? {
                     types::RecvAction::Continue => None,
                     types::RecvAction::Lookup => Some(RecvDecision::Lookup),
@@ -188,14 +185,12 @@ impl Chain {
                 Self::admit(p, hook)?;
                 let mut c = p.begin(hook, req, Some(resp)).await?;
                 let (b, s) = c.parts();
-                let out = p
-                    .bounded(b.lacquer_plugin_hooks().call_on_backend_response(
-                        s,
-                        Resource::new_borrow(0),
-                        Resource::new_borrow(0),
-                        &current,
-                    ))
-                    .await;
+                let out = b.lacquer_plugin_hooks().call_on_backend_response(
+                    s,
+                    Resource::new_borrow(0),
+                    Resource::new_borrow(0),
+                    &current,
+                );
                 Ok(match p.end(hook, c, req, Some(resp), out)? {
                     types::BackendResponseAction::Continue(next) => {
                         current = next;
@@ -230,14 +225,12 @@ impl Chain {
                 Self::admit(p, hook)?;
                 let mut c = p.begin(hook, req, None).await?;
                 let (b, s) = c.parts();
-                let out = p
-                    .bounded(b.lacquer_plugin_hooks().call_on_fetch_error(
-                        s,
-                        Resource::new_borrow(0),
-                        error,
-                        stale_available,
-                    ))
-                    .await;
+                let out = b.lacquer_plugin_hooks().call_on_fetch_error(
+                    s,
+                    Resource::new_borrow(0),
+                    error,
+                    stale_available,
+                );
                 Ok(match p.end(hook, c, req, None, out)? {
                     types::FetchErrorAction::Continue => None,
                     types::FetchErrorAction::Retry => Some(FetchErrorDecision::Retry),
@@ -271,14 +264,12 @@ impl Chain {
                 Self::admit(p, hook)?;
                 let mut c = p.begin(hook, req, Some(resp)).await?;
                 let (b, s) = c.parts();
-                let out = p
-                    .bounded(b.lacquer_plugin_hooks().call_on_deliver(
-                        s,
-                        Resource::new_borrow(0),
-                        Resource::new_borrow(0),
-                        info,
-                    ))
-                    .await;
+                let out = b.lacquer_plugin_hooks().call_on_deliver(
+                    s,
+                    Resource::new_borrow(0),
+                    Resource::new_borrow(0),
+                    info,
+                );
                 Ok(match p.end(hook, c, req, Some(resp), out)? {
                     types::DeliverAction::Continue => None,
                     types::DeliverAction::Synth(s) => Some(synth(s)?),

@@ -1,38 +1,39 @@
-//! A plugin's `timeout` is CPU time it spent, not wall-clock time: a call
-//! whose thread is descheduled on a loaded machine is not failed for it.
+//! A call's bounds: its `timeout` is CPU time it spent, not wall-clock time
+//! (a call whose thread is descheduled on a loaded machine is not failed
+//! for it), and a generous `wall_timeout` bounds it in real time.
 //!
 //! The epoch ticker advances every millisecond; each store's deadline is one
 //! tick ahead, so a call that runs longer than a tick enters
 //! [`CpuBudget::on_tick`]. That reads the thread's CPU clock (only then, so
-//! short calls pay nothing), charges what the call used since it last
-//! resumed, and either traps (budget spent) or yields to tokio before going
-//! on, so a looping plugin never pins a worker: other requests run between
-//! its slices. The yield notes the thread's CPU clock when the call resumes,
-//! so what others ran in between is not charged to it.
+//! short calls pay nothing), charges what the call used since the last
+//! tick, and traps once the budget or the wall-clock bound is spent. A call
+//! runs start to end on one thread (calls are synchronous), so that clock
+//! counts the call's own work and nothing it waited for. From its second
+//! tick (it has then run for at least a tick) a call hands its tokio worker
+//! over ([`hand_off_worker`]), so that only it waits for itself.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::thread::ThreadId;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cpu_time::ThreadTime;
-use parking_lot::Mutex;
 
-/// Where (thread) and when (that thread's CPU clock) a call last resumed.
-type Mark = Arc<Mutex<Option<(ThreadId, Duration)>>>;
+use super::wait::{WallTimeout, hand_off_worker};
 
 fn cpu_now() -> Duration {
     ThreadTime::try_now().map_or(Duration::ZERO, |t| t.as_duration())
 }
 
-/// The CPU budget of the call in progress on one store.
+/// The bounds of the call in progress on one store.
 #[derive(Debug)]
 pub struct CpuBudget {
     budget: Duration,
+    wall: Duration,
     tick: Duration,
     used: Duration,
-    resumed: Mark,
+    /// The thread's CPU clock at the call's last tick (none before the first).
+    mark: Option<Duration>,
+    started: Instant,
+    /// Whether the call no longer holds a tokio worker.
+    handed_off: bool,
 }
 
 /// The call spent its CPU budget (`timeout`).
@@ -41,65 +42,55 @@ pub struct CpuBudget {
 pub struct CpuTimeout(pub Duration);
 
 impl CpuBudget {
-    /// A budget of `budget` per call, checked every `tick`.
-    pub fn new(budget: Duration, tick: Duration) -> Self {
+    /// A budget of `budget` CPU time and `wall` real time per call, checked
+    /// every `tick`.
+    pub fn new(budget: Duration, wall: Duration, tick: Duration) -> Self {
         Self {
             budget,
+            wall,
             tick,
             used: Duration::ZERO,
-            resumed: Mark::default(),
+            mark: None,
+            started: Instant::now(),
+            handed_off: false,
         }
     }
 
-    /// A new call starts with the whole budget.
-    pub fn reset(&mut self) {
+    /// A call starting at `started` gets the whole budget.
+    pub fn reset(&mut self, started: Instant) {
         self.used = Duration::ZERO;
-        // No yield of the last call is alive (the usual case): no lock.
-        match Arc::get_mut(&mut self.resumed) {
-            Some(m) => *m.get_mut() = None,
-            None => *self.resumed.lock() = None,
-        }
+        self.mark = None;
+        self.started = started;
+        self.handed_off = false;
     }
 
-    /// Charge the time since the call last resumed; `Err` once the budget
-    /// is spent, else the yield to perform before going on.
-    pub fn on_tick(&mut self) -> Result<Pin<Box<dyn Future<Output = ()> + Send>>, CpuTimeout> {
-        let here = std::thread::current().id();
+    /// When the call's wall-clock bound ends, and that bound.
+    pub fn deadline(&self) -> (Instant, Duration) {
+        (self.started + self.wall, self.wall)
+    }
+
+    /// Charge the time since the last tick; `Err` once the CPU budget or
+    /// the wall-clock bound is spent.
+    pub fn on_tick(&mut self) -> wasmtime::Result<()> {
         let now = cpu_now();
-        self.used += match self.resumed.lock().take() {
-            Some((thread, then)) if thread == here => now.saturating_sub(then),
+        match self.mark.replace(now) {
+            Some(then) => {
+                self.used += now.saturating_sub(then);
+                // Running for a tick at least: let the worker go.
+                if !self.handed_off {
+                    self.handed_off = hand_off_worker();
+                }
+            }
             // The first tick of a call: at most one tick ran unmeasured.
-            _ => self.tick,
-        };
+            None => self.used += self.tick,
+        }
         if self.used > self.budget {
-            return Err(CpuTimeout(self.budget));
+            return Err(wasmtime::Error::new(CpuTimeout(self.budget)));
         }
-        let mark = self.resumed.clone();
-        Ok(Box::pin(async move {
-            tokio::task::yield_now().await;
-            // Resuming: the fiber goes on on this thread, from now.
-            *mark.lock() = Some((std::thread::current().id(), cpu_now()));
-        }))
-    }
-
-    /// The call is about to await something (a host call that waits on the
-    /// network): charge what it ran since it last resumed, so a guest that
-    /// calls such a host function in a loop still spends its budget (the
-    /// next tick traps once it is spent).
-    pub fn pause(&mut self) {
-        let here = std::thread::current().id();
-        if let Some((thread, then)) = self.resumed.lock().take()
-            && thread == here
-        {
-            self.used += cpu_now().saturating_sub(then);
+        if self.started.elapsed() > self.wall {
+            return Err(wasmtime::Error::new(WallTimeout(self.wall)));
         }
-    }
-
-    /// The call goes on here after awaiting something (a host call that
-    /// waited on the network): what the thread ran meanwhile is not the
-    /// call's.
-    pub fn resume_here(&mut self) {
-        *self.resumed.lock() = Some((std::thread::current().id(), cpu_now()));
+        Ok(())
     }
 
     /// CPU time charged to the call so far.
@@ -113,56 +104,44 @@ impl CpuBudget {
 mod tests {
     use super::*;
 
+    fn spin(d: Duration) {
+        let t = ThreadTime::now();
+        while t.elapsed() < d {
+            std::hint::black_box(0u64);
+        }
+    }
+
     #[test]
     fn spinning_spends_the_budget_and_sleeping_does_not() {
         let tick = Duration::from_millis(1);
-        let mut b = CpuBudget::new(Duration::from_millis(30), tick);
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        rt.block_on(b.on_tick().unwrap());
+        let mut b = CpuBudget::new(Duration::from_millis(30), Duration::from_secs(60), tick);
+        b.reset(Instant::now());
+        b.on_tick().unwrap();
         // Descheduled (sleeping) for longer than the budget: barely charged.
         std::thread::sleep(Duration::from_millis(60));
-        rt.block_on(b.on_tick().unwrap());
+        b.on_tick().unwrap();
         assert!(b.used() < Duration::from_millis(30), "{:?}", b.used());
         // Spinning spends it.
-        let spin = |d: Duration| {
-            let t = ThreadTime::now();
-            while t.elapsed() < d {
-                std::hint::black_box(0u64);
-            }
-        };
-        rt.block_on(b.on_tick().unwrap());
         spin(Duration::from_millis(40));
-        assert!(b.on_tick().is_err());
-        b.reset();
+        let e = b.on_tick().unwrap_err();
+        assert!(e.downcast_ref::<CpuTimeout>().is_some(), "{e}");
+        b.reset(Instant::now());
         assert!(b.on_tick().is_ok());
     }
 
     #[test]
-    fn a_host_wait_is_not_charged_and_what_ran_between_waits_is() {
+    fn the_wall_clock_bound_ends_a_call_that_waits() {
         let tick = Duration::from_millis(1);
-        let mut b = CpuBudget::new(Duration::from_millis(30), tick);
-        let spin = |d: Duration| {
-            let t = ThreadTime::now();
-            while t.elapsed() < d {
-                std::hint::black_box(0u64);
-            }
-        };
-        // A guest that spins between host calls that wait: every stretch
-        // between two waits is charged, the waits are not.
-        for _ in 0..4 {
-            b.resume_here();
-            spin(Duration::from_millis(10));
-            b.pause();
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        assert!(b.used() >= Duration::from_millis(40), "{:?}", b.used());
-        assert!(b.used() < Duration::from_millis(70), "{:?}", b.used());
-        b.resume_here();
+        let wall = Duration::from_millis(20);
+        let mut b = CpuBudget::new(Duration::from_secs(1), wall, tick);
+        b.reset(Instant::now());
+        b.on_tick().unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+        let e = b.on_tick().unwrap_err();
+        assert!(e.downcast_ref::<WallTimeout>().is_some(), "{e}");
         assert!(
-            b.on_tick().is_err(),
-            "the budget is spent: the next tick traps"
+            b.used() < Duration::from_millis(20),
+            "waiting is not charged"
         );
     }
 }

@@ -184,6 +184,13 @@ impl WasiView for StoreState {
     }
 }
 
+/// Wait for what the cluster's Redis answers, within the bound of the call
+/// in progress (see [`super::wait::block`]).
+fn wait<F: std::future::Future>(f: F, call: &super::cpu::CpuBudget) -> wasmtime::Result<F::Output> {
+    let (deadline, wall) = call.deadline();
+    super::wait::block(f, deadline, wall).map_err(super::wait::WaitError::into_trap)
+}
+
 fn get(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get(name)
@@ -377,7 +384,7 @@ impl host::Host for StoreState {
     fn backend_healthy(&mut self, name: String) -> Option<bool> {
         self.env.backends.healthy(&name)
     }
-    async fn counter_add(&mut self, key: String, delta: i64, ttl_ms: u64) -> i64 {
+    fn counter_add(&mut self, key: String, delta: i64, ttl_ms: u64) -> wasmtime::Result<i64> {
         let env = &self.env;
         let mut delta = delta;
         if let Some(c) = &env.cluster {
@@ -385,39 +392,35 @@ impl host::Host for StoreState {
             if c.is_hop(&self.req.headers) {
                 delta = 0;
             }
-            self.cpu.pause();
-            let v = c.counter_add(&env.name, &key, delta, ttl_ms).await;
-            self.cpu.resume_here();
-            if let Some(v) = v {
-                return v;
+            if let Some(v) = wait(c.counter_add(&env.name, &key, delta, ttl_ms), &self.cpu)? {
+                return Ok(v);
             }
         }
-        env.kv.counter_add(&key, delta, ttl_ms)
+        Ok(env.kv.counter_add(&key, delta, ttl_ms))
     }
-    async fn kv_get(&mut self, key: String) -> Option<Vec<u8>> {
+    fn kv_get(&mut self, key: String) -> wasmtime::Result<Option<Vec<u8>>> {
         let env = &self.env;
-        if let Some(c) = env.cluster.as_ref().filter(|_| env.shared_kv) {
-            self.cpu.pause();
-            let v = c.kv_get(&env.name, &key).await;
-            self.cpu.resume_here();
-            if let Some(v) = v {
-                return v;
-            }
+        if let Some(c) = env.cluster.as_ref().filter(|_| env.shared_kv)
+            && let Some(v) = wait(c.kv_get(&env.name, &key), &self.cpu)?
+        {
+            return Ok(v);
         }
-        self.env.kv.get(&key)
+        Ok(env.kv.get(&key))
     }
-    async fn kv_set(&mut self, key: String, value: Vec<u8>, ttl_ms: u64) -> Result<(), String> {
+    fn kv_set(
+        &mut self,
+        key: String,
+        value: Vec<u8>,
+        ttl_ms: u64,
+    ) -> wasmtime::Result<Result<(), String>> {
         let env = &self.env;
-        if let Some(c) = env.cluster.as_ref().filter(|_| env.shared_kv) {
-            self.cpu.pause();
-            let done = c.kv_set(&env.name, &key, &value, ttl_ms).await;
-            self.cpu.resume_here();
-            if done.is_some() {
-                return Ok(());
-            }
+        if let Some(c) = env.cluster.as_ref().filter(|_| env.shared_kv)
+            && wait(c.kv_set(&env.name, &key, &value, ttl_ms), &self.cpu)?.is_some()
+        {
+            return Ok(Ok(()));
         }
         // A full namespace is the plugin's business (it is told), not a fault.
-        self.env.kv.set(key, value, ttl_ms)
+        Ok(env.kv.set(key, value, ttl_ms))
     }
     fn invalidate(
         &mut self,
@@ -442,21 +445,23 @@ impl host::Host for StoreState {
         );
         Ok(n as u32)
     }
-    async fn take_token(&mut self, key: String, rate: f64, burst: u32) -> Result<(), u64> {
+    fn take_token(
+        &mut self,
+        key: String,
+        rate: f64,
+        burst: u32,
+    ) -> wasmtime::Result<Result<(), u64>> {
         let env = &self.env;
         if let Some(c) = &env.cluster {
             // A hop from another node was charged there, when the client asked it.
             if c.is_hop(&self.req.headers) {
-                return Ok(());
+                return Ok(Ok(()));
             }
-            self.cpu.pause();
-            let r = c.take_token(&env.name, &key, rate, burst).await;
-            self.cpu.resume_here();
-            if let Some(r) = r {
-                return r;
+            if let Some(r) = wait(c.take_token(&env.name, &key, rate, burst), &self.cpu)? {
+                return Ok(r);
             }
         }
-        self.env.kv.take_token(&key, rate, burst)
+        Ok(env.kv.take_token(&key, rate, burst))
     }
     fn skip_recv_for(
         &mut self,

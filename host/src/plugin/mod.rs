@@ -19,6 +19,8 @@ pub mod scaffold;
 mod slots;
 mod stdio;
 mod ticker;
+mod wait;
+mod wasi;
 
 pub use crate::kinds::{FaultKind, Hook};
 pub use chain::{Chain, PluginFailure, Synth};

@@ -6,7 +6,6 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
@@ -25,15 +24,11 @@ use super::recv_skip::RecvSkip;
 use super::slots::{Slot, Slots};
 use super::stdio::LogPipe;
 use super::ticker::{TICK, Ticker, Ticking};
+use super::wait::{CannotWait, WallTimeout};
 use super::{Fault, FaultKind, Hook, PluginError};
 use crate::config::{MAX_PLUGIN_MEMORY, OnError, PluginConfig, TOTAL_PLUGIN_INSTANCES};
 use crate::metrics::PluginMetrics;
 
-/// The call ran past its `wall_timeout` (it was waiting, e.g. sleeping
-/// through WASI, or running): it was dropped mid-call.
-#[derive(Debug, thiserror::Error)]
-#[error("wall-clock bound of {0:?} exceeded")]
-struct WallTimeout(Duration);
 /// The contract version this host speaks (major.minor must match).
 pub const CONTRACT: (u64, u64) = (0, 1);
 
@@ -64,7 +59,7 @@ fn shared() -> &'static Shared {
         let engine = Engine::new(&cfg).expect("the plugin engine's fixed settings are valid");
         let ticker = Ticker::start(engine.weak()).expect("spawn the epoch ticker");
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).expect("WASI links");
+        super::wasi::add_to_linker(&mut linker).expect("WASI links");
         Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).expect("host API links");
         Shared {
             engine,
@@ -291,18 +286,17 @@ impl LoadedPlugin {
             metrics,
         };
         let _ticking = shared().ticker.enter();
-        let mut inst = p.instantiate().await.map_err(|f| PluginError::Init {
+        let mut inst = p.instantiate().map_err(|f| PluginError::Init {
             plugin: name.to_string(),
             cause: f.message,
         })?;
         p.recv_skip = inst.store.data_mut().recv_skip.take();
-        inst.store.data_mut().cpu.reset();
+        inst.store.data_mut().cpu.reset(Instant::now());
         inst.store.set_epoch_deadline(1);
         p.hooks = inst
             .bindings
             .lacquer_plugin_hooks()
             .call_implemented(&mut inst.store)
-            .await
             .map_err(|e| PluginError::Init {
                 plugin: name.to_string(),
                 cause: format!("implemented(): {e}"),
@@ -311,7 +305,8 @@ impl LoadedPlugin {
         Ok(p)
     }
 
-    async fn instantiate(&self) -> Result<Box<Inst>, Fault> {
+    /// A new instance, initialised (`init` with the plugin's config).
+    fn instantiate(&self) -> Result<Box<Inst>, Fault> {
         let _ticking = shared().ticker.enter();
         let stdio = LogPipe::default();
         let wasi = WasiCtxBuilder::new()
@@ -331,31 +326,28 @@ impl LoadedPlugin {
             resp: RespState::default(),
             violation: None,
             logged: 0,
-            cpu: CpuBudget::new(self.cpu, TICK),
+            cpu: CpuBudget::new(self.cpu, self.wall, TICK),
             initialising: true,
             recv_skip: None,
         };
         let mut store = Store::new(&shared().engine, state);
         store.limiter(|s| &mut s.limiter);
-        // Past each tick: charge the CPU time, then trap or yield to tokio.
+        // Past each tick: charge the CPU time, trap once a bound is spent,
+        // hand the worker over once the call is long.
         store.epoch_deadline_callback(|mut ctx| {
-            let yield_now = ctx.data_mut().cpu.on_tick()?;
-            Ok(UpdateDeadline::YieldCustom(1, yield_now))
+            ctx.data_mut().cpu.on_tick()?;
+            Ok(UpdateDeadline::Continue(1))
         });
+        store.data_mut().cpu.reset(Instant::now());
         store.set_epoch_deadline(1);
         let init_fault = |kind, message| Fault { kind, message };
         let bindings = self
             .pre
-            .instantiate_async(&mut store)
-            .await
+            .instantiate(&mut store)
             .map_err(|e| init_fault(FaultKind::InitFailed, format!("instantiate: {e:#}")))?;
-        let r = self
-            .bounded(
-                bindings
-                    .lacquer_plugin_hooks()
-                    .call_init(&mut store, &self.config_json),
-            )
-            .await;
+        let r = bindings
+            .lacquer_plugin_hooks()
+            .call_init(&mut store, &self.config_json);
         self.log_stdio(&mut store);
         store.data_mut().initialising = false;
         match r {
@@ -387,26 +379,6 @@ impl LoadedPlugin {
                 super::bindings::types::Level::Info,
                 &format!("plugin output: {text}"),
             );
-        }
-    }
-
-    /// Run a call within the plugin's wall-clock bound; past it the call is
-    /// dropped and fails (its instance is then discarded, as after any fault).
-    /// Most calls finish in their first poll: only one that waits or yields
-    /// arms a timer (its bound then counts from that first poll's end).
-    pub async fn bounded<R>(
-        &self,
-        call: impl std::future::Future<Output = wasmtime::Result<R>>,
-    ) -> wasmtime::Result<R> {
-        let mut call = std::pin::pin!(call);
-        let first = std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await;
-        if let Poll::Ready(r) = first {
-            return r;
-        }
-        // Boxed: the timer is needed only here, and it is large.
-        match Box::pin(tokio::time::timeout(self.wall, call)).await {
-            Ok(r) => r,
-            Err(_) => Err(wasmtime::Error::new(WallTimeout(self.wall))),
         }
     }
 
@@ -442,10 +414,7 @@ impl LoadedPlugin {
         let popped = self.pool.take();
         let mut inst = match popped {
             Some(i) => i,
-            // Boxed: instantiating is rare and its future is large.
-            None => Box::pin(self.instantiate())
-                .await
-                .inspect_err(|f| self.fault(hook, f))?,
+            None => self.instantiate().inspect_err(|f| self.fault(hook, f))?,
         };
         let data = inst.store.data_mut();
         std::mem::swap(&mut data.req, req);
@@ -454,7 +423,7 @@ impl LoadedPlugin {
         }
         data.violation = None;
         data.logged = 0;
-        data.cpu.reset();
+        data.cpu.reset(start);
         inst.store.set_epoch_deadline(1);
         Ok(Call {
             inst,
@@ -570,6 +539,12 @@ fn classify(e: &wasmtime::Error, store: &Store<StoreState>) -> Fault {
         return Fault {
             kind: FaultKind::Timeout,
             message: w.to_string(),
+        };
+    }
+    if let Some(c) = e.downcast_ref::<CannotWait>() {
+        return Fault {
+            kind: FaultKind::Trap,
+            message: c.to_string(),
         };
     }
     Fault {

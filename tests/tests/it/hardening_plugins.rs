@@ -285,7 +285,9 @@ async fn a_full_kv_namespace_refuses_growth_at_once_and_nothing_hangs() {
 
 // ---- Time and instances (defect 8) ----
 
-#[tokio::test]
+// A call that waits hands its worker over (a multi-thread runtime, as the
+// binary runs): on a current-thread runtime it could not wait at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 async fn a_sleeping_plugin_is_bounded_by_the_wall_clock() {
     let o = origin().await;
     let l = Lacquer::with_origin(
@@ -308,7 +310,7 @@ async fn a_sleeping_plugin_is_bounded_by_the_wall_clock() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 async fn sleeping_calls_cannot_starve_other_plugins_or_a_reload() {
     let o = origin().await;
     let config = format!(
@@ -360,10 +362,11 @@ async fn sleeping_calls_cannot_starve_other_plugins_or_a_reload() {
     );
 }
 
-#[tokio::test]
-async fn a_looping_plugin_yields_so_other_requests_go_on() {
-    // One runtime thread serves everything here: without yields, a looping
-    // call would hold it until its deadline and nothing else could run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_looping_plugin_hands_its_worker_over_so_other_requests_go_on() {
+    // One worker thread serves everything here: had a looping call kept
+    // it (instead of handing it over at its second tick), it would hold it
+    // until its deadline and nothing else could run.
     let o = origin().await;
     let l = std::sync::Arc::new(
         Lacquer::with_origin(

@@ -10,7 +10,9 @@ fn rate_limit(limit: &str) -> String {
     )
 }
 
-#[tokio::test]
+// Plugins wait on Redis with their worker handed over: a multi-thread
+// runtime, as the binary runs.
+#[tokio::test(flavor = "multi_thread")]
 async fn a_rate_limit_is_shared_by_the_nodes() {
     let redis = Redis::start().await;
     let origin = lacquer_tests::Origin::start(|_| {
@@ -42,7 +44,7 @@ async fn a_rate_limit_is_shared_by_the_nodes() {
     assert!(!buckets.is_empty(), "the bucket is in Redis");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn counters_are_shared_and_kv_only_with_shared_kv() {
     let redis = Redis::start().await;
     let origin = lacquer_tests::Origin::start(|_| lacquer_tests::Reply::ok("origin")).await;
@@ -82,7 +84,7 @@ async fn counters_are_shared_and_kv_only_with_shared_kv() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 async fn a_request_waiting_on_redis_holds_no_worker() {
     let redis = Redis::start().await;
     let origin = lacquer_tests::Origin::start(|_| {
@@ -105,9 +107,9 @@ async fn a_request_waiting_on_redis_holds_no_worker() {
     assert_eq!(fallbacks(l, "limits").await, 0.0);
     assert_eq!(redis.cli(&["CLIENT", "PAUSE", "5000", "ALL"]), "OK");
     let calls = "lacquer_plugin_calls_total{plugin=\"rate-limit\",hook=\"on-recv\"}";
-    // The test runs on one thread, as the node does: had the wait held the
-    // thread, neither the metrics nor anything else would be answered
-    // before it ended (in its fallback).
+    // The node runs on one worker thread: had the wait held the worker
+    // (instead of handing it over), neither the metrics nor anything else
+    // would be answered before it ended (in its fallback).
     let waiting = get(l, "/waits");
     let meanwhile = async {
         wait_until(
