@@ -276,7 +276,14 @@ fn status(shared: &Shared) -> serde_json::Value {
         .chain
         .plugins()
         .iter()
-        .map(|p| json!({"name": &*p.name, "hooks": hook_names(p.hooks), "quarantined": p.quarantined()}))
+        .map(|p| {
+            json!({
+                "name": &*p.name,
+                "hooks": hook_names(p.hooks),
+                "calls": p.call_mode(),
+                "quarantined": p.quarantined(),
+            })
+        })
         .collect();
     let mut b = backends(shared);
     json!({

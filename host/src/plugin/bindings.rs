@@ -22,6 +22,22 @@ wasmtime::component::bindgen!({
 
 pub use self::lacquer::plugin::types;
 
+/// The same world with its hooks called on a fiber (`call_async`), for the
+/// plugins whose calls may wait on the network (see `runtime::Pre`).
+/// The imports are the synchronous ones above: the fiber linker shadows the
+/// few that wait with asynchronous versions.
+pub mod fiber {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "plugin",
+        exports: { default: async },
+        with: {
+            "lacquer:plugin/types": super::lacquer::plugin::types,
+            "lacquer:plugin/host": super::lacquer::plugin::host,
+        },
+    });
+}
+
 // ---- Conversions between the generated types and the host's kinds ----
 
 use std::time::Duration;

@@ -12,7 +12,7 @@ use super::Fault;
 use super::bindings::types::{self, HookSet};
 use super::host_api::{ReqState, RespState};
 use super::limits;
-use super::runtime::LoadedPlugin;
+use super::runtime::{Exports, LoadedPlugin};
 use crate::config::OnError;
 use crate::kinds::{FaultKind, Hook, Proposal};
 
@@ -83,12 +83,27 @@ pub enum FetchErrorDecision {
 /// Facts given to `on-deliver`.
 pub use types::{CacheState, DeliverInfo, FetchError as WitFetchError, FetchErrorKind};
 
+/// Call a hook on the instance of the call `c` of plugin `p`:
+/// synchronously, or on a fiber within the plugin's wall-clock bound.
+macro_rules! call {
+    ($p:expr, $c:expr, $hook:ident($($arg:expr),*)) => {{
+        let (exports, store) = $c.parts();
+        match exports {
+            Exports::Sync(e) => e.lacquer_plugin_hooks().$hook(store, $($arg),*),
+            Exports::Fiber(e) => {
+                $p.bounded(e.lacquer_plugin_hooks().$hook(store, $($arg),*))
+                    .await
+            }
+        }
+    }};
+}
+
 /// The plugins of one config generation.
 ///
-/// Each plugin call below is boxed: its future (instance checkout, the
-/// wasmtime call, the wall-clock bound) is most of a KiB, and unboxed it
-/// would be part of every request's future, moved with it, whether a call is
-/// made or not.
+/// A call is synchronous (see `wait.rs`) for most plugins: its only await
+/// is then for one of the plugin's `max_instances` slots, which
+/// [`LoadedPlugin::begin`] boxes when it must wait, so the futures here
+/// stay small and allocate nothing.
 pub struct Chain {
     plugins: Vec<Arc<LoadedPlugin>>,
 }
@@ -146,13 +161,10 @@ impl Chain {
                 p.metrics.hooks[hook as usize].skipped.inc();
                 continue;
             }
-            let r = Box::pin(async {
+            let r = async {
                 Self::admit(p, hook)?;
                 let mut c = p.begin(hook, req, None).await?;
-                let (b, s) = c.parts();
-                let out = b
-                    .lacquer_plugin_hooks()
-                    .call_on_recv(s, Resource::new_borrow(0));
+                let out = call!(p, c, call_on_recv(Resource::new_borrow(0)));
                 Ok(match p.end(hook, c, req, None, out)? {
                     types::RecvAction::Continue => None,
                     types::RecvAction::Lookup => Some(RecvDecision::Lookup),
@@ -160,7 +172,7 @@ impl Chain {
                     types::RecvAction::Purge => Some(RecvDecision::Purge),
                     types::RecvAction::Synth(s) => Some(RecvDecision::Synth(synth(s)?)),
                 })
-            })
+            }
             .await;
             match r {
                 Ok(Some(d)) => return Ok(d),
@@ -181,15 +193,17 @@ impl Chain {
         let hook = Hook::BackendResponse;
         let mut current = types::CacheProposal::from(&proposal);
         for p in self.implementing(HookSet::BACKEND_RESPONSE) {
-            let r = Box::pin(async {
+            let r = async {
                 Self::admit(p, hook)?;
                 let mut c = p.begin(hook, req, Some(resp)).await?;
-                let (b, s) = c.parts();
-                let out = b.lacquer_plugin_hooks().call_on_backend_response(
-                    s,
-                    Resource::new_borrow(0),
-                    Resource::new_borrow(0),
-                    &current,
+                let out = call!(
+                    p,
+                    c,
+                    call_on_backend_response(
+                        Resource::new_borrow(0),
+                        Resource::new_borrow(0),
+                        &current
+                    )
                 );
                 Ok(match p.end(hook, c, req, Some(resp), out)? {
                     types::BackendResponseAction::Continue(next) => {
@@ -201,7 +215,7 @@ impl Chain {
                         Some(BerespDecision::Synth(synth(s)?))
                     }
                 })
-            })
+            }
             .await;
             match r {
                 Ok(Some(d)) => return Ok(d),
@@ -221,15 +235,13 @@ impl Chain {
     ) -> Result<FetchErrorDecision, PluginFailure> {
         let hook = Hook::FetchError;
         for p in self.implementing(HookSet::FETCH_ERROR) {
-            let r = Box::pin(async {
+            let r = async {
                 Self::admit(p, hook)?;
                 let mut c = p.begin(hook, req, None).await?;
-                let (b, s) = c.parts();
-                let out = b.lacquer_plugin_hooks().call_on_fetch_error(
-                    s,
-                    Resource::new_borrow(0),
-                    error,
-                    stale_available,
+                let out = call!(
+                    p,
+                    c,
+                    call_on_fetch_error(Resource::new_borrow(0), error, stale_available)
                 );
                 Ok(match p.end(hook, c, req, None, out)? {
                     types::FetchErrorAction::Continue => None,
@@ -240,7 +252,7 @@ impl Chain {
                     types::FetchErrorAction::ServeStale => None,
                     types::FetchErrorAction::Synth(s) => Some(FetchErrorDecision::Synth(synth(s)?)),
                 })
-            })
+            }
             .await;
             match r {
                 Ok(Some(d)) => return Ok(d),
@@ -260,21 +272,19 @@ impl Chain {
     ) -> Result<Option<Synth>, PluginFailure> {
         let hook = Hook::Deliver;
         for p in self.implementing(HookSet::DELIVER) {
-            let r = Box::pin(async {
+            let r = async {
                 Self::admit(p, hook)?;
                 let mut c = p.begin(hook, req, Some(resp)).await?;
-                let (b, s) = c.parts();
-                let out = b.lacquer_plugin_hooks().call_on_deliver(
-                    s,
-                    Resource::new_borrow(0),
-                    Resource::new_borrow(0),
-                    info,
+                let out = call!(
+                    p,
+                    c,
+                    call_on_deliver(Resource::new_borrow(0), Resource::new_borrow(0), info)
                 );
                 Ok(match p.end(hook, c, req, Some(resp), out)? {
                     types::DeliverAction::Continue => None,
                     types::DeliverAction::Synth(s) => Some(synth(s)?),
                 })
-            })
+            }
             .await;
             match r {
                 Ok(Some(d)) => return Ok(Some(d)),

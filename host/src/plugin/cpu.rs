@@ -6,12 +6,16 @@
 //! tick ahead, so a call that runs longer than a tick enters
 //! [`CpuBudget::on_tick`]. That reads the thread's CPU clock (only then, so
 //! short calls pay nothing), charges what the call used since the last
-//! tick, and traps once the budget or the wall-clock bound is spent. A call
-//! runs start to end on one thread (calls are synchronous), so that clock
-//! counts the call's own work and nothing it waited for. From its second
-//! tick (it has then run for at least a tick) a call hands its tokio worker
-//! over ([`hand_off_worker`]), so that only it waits for itself.
+//! tick, and traps once the budget or the wall-clock bound is spent. A
+//! synchronous call runs start to end on one thread, so that clock counts
+//! its own work and nothing it waited for; a call on a fiber may go on on
+//! another thread after a wait, so a wait charges what ran before it
+//! ([`CpuBudget::pause`]) and measures afresh after it
+//! ([`CpuBudget::resume_here`]). From its second tick (it has then run for
+//! at least a tick) a call hands its tokio worker over
+//! ([`hand_off_worker`]), so that only it waits for itself.
 
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use cpu_time::ThreadTime;
@@ -29,9 +33,12 @@ pub struct CpuBudget {
     wall: Duration,
     tick: Duration,
     used: Duration,
-    /// The thread's CPU clock at the call's last tick (none before the first).
-    mark: Option<Duration>,
+    /// Where (thread) and when (that thread's CPU clock) the call was last
+    /// measured: at a tick, or going on after a wait; none before either.
+    mark: Option<(ThreadId, Duration)>,
     started: Instant,
+    /// Ticks since the call started, or went on after its last wait.
+    ticks: u32,
     /// Whether the call no longer holds a tokio worker.
     handed_off: bool,
 }
@@ -52,6 +59,7 @@ impl CpuBudget {
             used: Duration::ZERO,
             mark: None,
             started: Instant::now(),
+            ticks: 0,
             handed_off: false,
         }
     }
@@ -61,6 +69,7 @@ impl CpuBudget {
         self.used = Duration::ZERO;
         self.mark = None;
         self.started = started;
+        self.ticks = 0;
         self.handed_off = false;
     }
 
@@ -72,17 +81,17 @@ impl CpuBudget {
     /// Charge the time since the last tick; `Err` once the CPU budget or
     /// the wall-clock bound is spent.
     pub fn on_tick(&mut self) -> wasmtime::Result<()> {
-        let now = cpu_now();
-        match self.mark.replace(now) {
-            Some(then) => {
-                self.used += now.saturating_sub(then);
-                // Running for a tick at least: let the worker go.
-                if !self.handed_off {
-                    self.handed_off = hand_off_worker();
-                }
-            }
-            // The first tick of a call: at most one tick ran unmeasured.
-            None => self.used += self.tick,
+        let (here, now) = (std::thread::current().id(), cpu_now());
+        match self.mark.replace((here, now)) {
+            Some((thread, then)) if thread == here => self.used += now.saturating_sub(then),
+            // The first tick of a call (or on another thread than the
+            // last): at most one tick ran unmeasured.
+            _ => self.used += self.tick,
+        }
+        self.ticks += 1;
+        // A second tick: the call has run a whole tick. Let the worker go.
+        if self.ticks >= 2 && !self.handed_off {
+            self.handed_off = hand_off_worker();
         }
         if self.used > self.budget {
             return Err(wasmtime::Error::new(CpuTimeout(self.budget)));
@@ -91,6 +100,26 @@ impl CpuBudget {
             return Err(wasmtime::Error::new(WallTimeout(self.wall)));
         }
         Ok(())
+    }
+
+    /// A call on a fiber is about to wait (on the network): charge what it
+    /// ran since it was last measured, so a guest that waits in a loop
+    /// still spends its budget.
+    pub fn pause(&mut self) {
+        let here = std::thread::current().id();
+        if let Some((thread, then)) = self.mark.take()
+            && thread == here
+        {
+            self.used += cpu_now().saturating_sub(then);
+        }
+    }
+
+    /// The call goes on here after a wait: what the thread ran meanwhile is
+    /// not the call's, and the thread is a tokio worker again.
+    pub fn resume_here(&mut self) {
+        self.mark = Some((std::thread::current().id(), cpu_now()));
+        self.ticks = 0;
+        self.handed_off = false;
     }
 
     /// CPU time charged to the call so far.
@@ -127,6 +156,28 @@ mod tests {
         assert!(e.downcast_ref::<CpuTimeout>().is_some(), "{e}");
         b.reset(Instant::now());
         assert!(b.on_tick().is_ok());
+    }
+
+    #[test]
+    fn a_wait_is_not_charged_and_what_ran_between_waits_is() {
+        let tick = Duration::from_millis(1);
+        let mut b = CpuBudget::new(Duration::from_millis(30), Duration::from_secs(60), tick);
+        b.reset(Instant::now());
+        // A guest that spins between waits: every stretch between two
+        // waits is charged, the waits (the thread running others) are not.
+        for _ in 0..4 {
+            b.resume_here();
+            spin(Duration::from_millis(10));
+            b.pause();
+            spin(Duration::from_millis(20));
+        }
+        assert!(b.used() >= Duration::from_millis(40), "{:?}", b.used());
+        assert!(b.used() < Duration::from_millis(70), "{:?}", b.used());
+        b.resume_here();
+        assert!(
+            b.on_tick().is_err(),
+            "the budget is spent: the next tick traps"
+        );
     }
 
     #[test]

@@ -184,8 +184,8 @@ impl WasiView for StoreState {
     }
 }
 
-/// Wait for what the cluster's Redis answers, within the bound of the call
-/// in progress (see [`super::wait::block`]).
+/// Wait for what the cluster's Redis answers (`shared_state.rs`), within
+/// the bound of the call in progress (see [`super::wait::block`]).
 fn wait<F: std::future::Future>(f: F, call: &super::cpu::CpuBudget) -> wasmtime::Result<F::Output> {
     let (deadline, wall) = call.deadline();
     super::wait::block(f, deadline, wall).map_err(super::wait::WaitError::into_trap)
@@ -385,27 +385,11 @@ impl host::Host for StoreState {
         self.env.backends.healthy(&name)
     }
     fn counter_add(&mut self, key: String, delta: i64, ttl_ms: u64) -> wasmtime::Result<i64> {
-        let env = &self.env;
-        let mut delta = delta;
-        if let Some(c) = &env.cluster {
-            // A hop from another node was counted there: it reads the value.
-            if c.is_hop(&self.req.headers) {
-                delta = 0;
-            }
-            if let Some(v) = wait(c.counter_add(&env.name, &key, delta, ttl_ms), &self.cpu)? {
-                return Ok(v);
-            }
-        }
-        Ok(env.kv.counter_add(&key, delta, ttl_ms))
+        let hop = super::shared_state::hop(self);
+        wait(self.env.counter_add(hop, &key, delta, ttl_ms), &self.cpu)
     }
     fn kv_get(&mut self, key: String) -> wasmtime::Result<Option<Vec<u8>>> {
-        let env = &self.env;
-        if let Some(c) = env.cluster.as_ref().filter(|_| env.shared_kv)
-            && let Some(v) = wait(c.kv_get(&env.name, &key), &self.cpu)?
-        {
-            return Ok(v);
-        }
-        Ok(env.kv.get(&key))
+        wait(self.env.kv_get(&key), &self.cpu)
     }
     fn kv_set(
         &mut self,
@@ -413,14 +397,7 @@ impl host::Host for StoreState {
         value: Vec<u8>,
         ttl_ms: u64,
     ) -> wasmtime::Result<Result<(), String>> {
-        let env = &self.env;
-        if let Some(c) = env.cluster.as_ref().filter(|_| env.shared_kv)
-            && wait(c.kv_set(&env.name, &key, &value, ttl_ms), &self.cpu)?.is_some()
-        {
-            return Ok(Ok(()));
-        }
-        // A full namespace is the plugin's business (it is told), not a fault.
-        Ok(env.kv.set(key, value, ttl_ms))
+        wait(self.env.kv_set(key, value, ttl_ms), &self.cpu)
     }
     fn invalidate(
         &mut self,
@@ -451,17 +428,8 @@ impl host::Host for StoreState {
         rate: f64,
         burst: u32,
     ) -> wasmtime::Result<Result<(), u64>> {
-        let env = &self.env;
-        if let Some(c) = &env.cluster {
-            // A hop from another node was charged there, when the client asked it.
-            if c.is_hop(&self.req.headers) {
-                return Ok(Ok(()));
-            }
-            if let Some(r) = wait(c.take_token(&env.name, &key, rate, burst), &self.cpu)? {
-                return Ok(r);
-            }
-        }
-        Ok(env.kv.take_token(&key, rate, burst))
+        let hop = super::shared_state::hop(self);
+        wait(self.env.take_token(hop, &key, rate, burst), &self.cpu)
     }
     fn skip_recv_for(
         &mut self,

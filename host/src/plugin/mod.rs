@@ -7,6 +7,7 @@
 
 mod bindings;
 pub mod chain;
+mod compile;
 mod cpu;
 pub mod host_api;
 pub mod kv;
@@ -16,6 +17,7 @@ mod pool;
 pub mod recv_skip;
 pub mod runtime;
 pub mod scaffold;
+mod shared_state;
 mod slots;
 mod stdio;
 mod ticker;

@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
@@ -16,7 +17,8 @@ use wasmtime::{
 };
 use wasmtime_wasi::WasiCtxBuilder;
 
-use super::bindings::{Plugin, PluginPre, types::HookSet};
+use super::bindings::{Plugin, PluginPre, fiber, types::HookSet};
+use super::compile::compile;
 use super::cpu::{CpuBudget, CpuTimeout};
 use super::host_api::{Limiter, PluginEnv, ReqState, RespState, StoreState};
 use super::pool::Pool;
@@ -35,7 +37,11 @@ pub const CONTRACT: (u64, u64) = (0, 1);
 struct Shared {
     engine: Engine,
     ticker: Ticker,
+    /// For synchronous calls: every import synchronous.
     linker: Linker<StoreState>,
+    /// For calls on a fiber: WASI, and the host functions that may wait on
+    /// the network, asynchronous.
+    fiber_linker: Linker<StoreState>,
     compiled: DashMap<u128, Component>,
 }
 
@@ -61,129 +67,51 @@ fn shared() -> &'static Shared {
         let mut linker = Linker::new(&engine);
         super::wasi::add_to_linker(&mut linker).expect("WASI links");
         Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).expect("host API links");
+        let mut fiber_linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut fiber_linker).expect("WASI links");
+        Plugin::add_to_linker::<_, HasSelf<_>>(&mut fiber_linker, |s| s).expect("host API links");
+        super::shared_state::add_fiber_versions(&mut fiber_linker).expect("host API links");
         Shared {
             engine,
             ticker,
             linker,
+            fiber_linker,
             compiled: DashMap::new(),
         }
     })
 }
 
-/// Compile (or fetch the already compiled) component and check its contract
-/// version. With a cache directory, compiled code is stored there (keyed by
-/// the component's content hash and the engine's compatibility hash) and
-/// loaded from there on the next start or reload instead of recompiling.
-fn compile(name: &str, bytes: &[u8], cache_dir: Option<&Path>) -> Result<Component, PluginError> {
-    let sh = shared();
-    let key = xxhash_rust::xxh3::xxh3_128(bytes);
-    let file =
-        cache_dir.map(|d| d.join(format!("{key:032x}-{:016x}.cwasm", engine_hash(&sh.engine))));
-    let cached = sh.compiled.get(&key).map(|c| c.clone());
-    let c = match (cached, &file) {
-        (Some(c), _) => c,
-        (None, Some(f)) if f.exists() => match load_precompiled(&sh.engine, f) {
-            Ok(c) => {
-                tracing::info!(plugin = name, "loaded precompiled {}", f.display());
-                c
-            }
-            Err(e) => {
-                tracing::warn!(
-                    plugin = name,
-                    "ignoring unusable precompiled {}: {e}",
-                    f.display()
-                );
-                compile_fresh(name, bytes)?
-            }
-        },
-        (None, _) => compile_fresh(name, bytes)?,
-    };
-    check_contract(&sh.engine, &c).map_err(|cause| PluginError::Contract {
-        plugin: name.into(),
-        cause,
-    })?;
-    if let Some(f) = file.filter(|f| !f.exists()) {
-        store_precompiled(name, &c, &f);
-    }
-    sh.compiled.insert(key, c.clone());
-    Ok(c)
+/// How a plugin's hooks are called.
+///
+/// Synchronously, on the worker's own stack, unless a call may wait on the
+/// network: a plugin that imports a host function going to the cluster's
+/// Redis (in a cluster) is called on a fiber, which that wait suspends,
+/// rather than handing its worker over for every call (see `wait.rs`).
+enum Pre {
+    /// Called synchronously.
+    Sync(PluginPre<StoreState>),
+    /// Called on a fiber.
+    Fiber(fiber::PluginPre<StoreState>),
 }
 
-fn compile_fresh(name: &str, bytes: &[u8]) -> Result<Component, PluginError> {
-    Component::new(&shared().engine, bytes).map_err(|e| PluginError::Compile {
-        plugin: name.into(),
-        cause: format!("{e:#}"),
-    })
-}
-
-fn engine_hash(engine: &Engine) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    engine.precompile_compatibility_hash().hash(&mut h);
-    h.finish()
-}
-
-#[allow(unsafe_code)]
-fn load_precompiled(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
-    // SAFETY: wasmtime requires a trusted artifact made by `Component::serialize`
-    // for a compatible engine. Lacquer writes these files itself, named by the
-    // source's content hash and this engine's compatibility hash, into
-    // `[runtime] cache_dir`, which must be writable only by the operator.
-    unsafe { Component::deserialize_file(engine, path) }
-}
-
-/// Write atomically (temp file, then rename); a failure only costs a recompile later.
-fn store_precompiled(name: &str, c: &Component, path: &Path) {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let r = c
-        .serialize()
-        .map_err(|e| std::io::Error::other(e.to_string()))
-        .and_then(|bytes| {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            std::fs::write(&tmp, bytes)?;
-            std::fs::rename(&tmp, path)
-        });
-    if let Err(e) = r {
-        let _ = std::fs::remove_file(&tmp);
-        tracing::warn!(
-            plugin = name,
-            "cannot store precompiled plugin in {}: {e}",
-            path.display()
-        );
-    }
-}
-
-fn check_contract(engine: &Engine, c: &Component) -> Result<(), String> {
-    for (name, _) in c.component_type().exports(engine) {
-        let Some(v) = name.strip_prefix("lacquer:plugin/hooks@") else {
-            continue;
-        };
-        let mut parts = v.split('.').map(|p| p.parse::<u64>().ok());
-        let (major, minor) = (parts.next().flatten(), parts.next().flatten());
-        return if (major, minor) == (Some(CONTRACT.0), Some(CONTRACT.1)) {
-            Ok(())
-        } else {
-            Err(format!(
-                "built against lacquer:plugin@{v}, but this host speaks lacquer:plugin@{}.{}.x; rebuild it with a matching lacquer-plugin-sdk",
-                CONTRACT.0, CONTRACT.1
-            ))
-        };
-    }
-    Err("not a Lacquer plugin: it exports no lacquer:plugin/hooks interface".into())
+/// A plugin instance's exports, as its [`Pre`] made them.
+pub enum Exports {
+    /// Call these synchronously.
+    Sync(Plugin),
+    /// Call these on a fiber (`.await`).
+    Fiber(fiber::Plugin),
 }
 
 struct Inst {
     store: Store<StoreState>,
-    bindings: Plugin,
+    exports: Exports,
     uses: u64,
 }
 
 /// A hook call in progress (see [`LoadedPlugin::begin`]); it holds one of
 /// the plugin's `max_instances` slots.
 pub struct Call<'a> {
-    // Boxed: the bindings are a few hundred bytes, moved in and out of the
+    // Boxed: the exports are a few hundred bytes, moved in and out of the
     // pool and through the call's futures on every call.
     inst: Box<Inst>,
     start: Instant,
@@ -193,8 +121,8 @@ pub struct Call<'a> {
 
 impl Call<'_> {
     /// The instance's exports and store, to make the call with.
-    pub fn parts(&mut self) -> (&Plugin, &mut Store<StoreState>) {
-        (&self.inst.bindings, &mut self.inst.store)
+    pub fn parts(&mut self) -> (&Exports, &mut Store<StoreState>) {
+        (&self.inst.exports, &mut self.inst.store)
     }
 }
 
@@ -215,7 +143,7 @@ pub struct LoadedPlugin {
     /// The requests whose `on-recv` call is skipped (`skip-recv-for`, asked
     /// by the first instance's `init`).
     pub recv_skip: Option<RecvSkip>,
-    pre: PluginPre<StoreState>,
+    pre: Pre,
     env: Arc<PluginEnv>,
     config_json: String,
     cpu: Duration,
@@ -247,15 +175,23 @@ impl LoadedPlugin {
         metrics: PluginMetrics,
     ) -> Result<LoadedPlugin, PluginError> {
         let name: Arc<str> = cfg.section.name.as_str().into();
-        let component = compile(&name, bytes, cache_dir)?;
-        let pre = shared()
-            .linker
-            .instantiate_pre(&component)
-            .and_then(PluginPre::new)
-            .map_err(|e| PluginError::Link {
-                plugin: name.to_string(),
-                cause: format!("{e:#}"),
-            })?;
+        let sh = shared();
+        let component = compile(&sh.engine, &sh.compiled, &name, bytes, cache_dir)?;
+        let pre = if env.may_wait(&sh.engine, &component) {
+            sh.fiber_linker
+                .instantiate_pre(&component)
+                .and_then(fiber::PluginPre::new)
+                .map(Pre::Fiber)
+        } else {
+            sh.linker
+                .instantiate_pre(&component)
+                .and_then(PluginPre::new)
+                .map(Pre::Sync)
+        }
+        .map_err(|e| PluginError::Link {
+            plugin: name.to_string(),
+            cause: format!("{e:#}"),
+        })?;
         let s = &cfg.section;
         let mut p = LoadedPlugin {
             name: name.clone(),
@@ -286,27 +222,31 @@ impl LoadedPlugin {
             metrics,
         };
         let _ticking = shared().ticker.enter();
-        let mut inst = p.instantiate().map_err(|f| PluginError::Init {
+        let mut inst = p.instantiate().await.map_err(|f| PluginError::Init {
             plugin: name.to_string(),
             cause: f.message,
         })?;
         p.recv_skip = inst.store.data_mut().recv_skip.take();
         inst.store.data_mut().cpu.reset(Instant::now());
         inst.store.set_epoch_deadline(1);
-        p.hooks = inst
-            .bindings
-            .lacquer_plugin_hooks()
-            .call_implemented(&mut inst.store)
-            .map_err(|e| PluginError::Init {
-                plugin: name.to_string(),
-                cause: format!("implemented(): {e}"),
-            })?;
+        let store = &mut inst.store;
+        p.hooks = match &inst.exports {
+            Exports::Sync(e) => e.lacquer_plugin_hooks().call_implemented(store),
+            Exports::Fiber(e) => {
+                p.bounded(e.lacquer_plugin_hooks().call_implemented(store))
+                    .await
+            }
+        }
+        .map_err(|e| PluginError::Init {
+            plugin: name.to_string(),
+            cause: format!("implemented(): {e}"),
+        })?;
         p.pool.give_back(inst);
         Ok(p)
     }
 
     /// A new instance, initialised (`init` with the plugin's config).
-    fn instantiate(&self) -> Result<Box<Inst>, Fault> {
+    async fn instantiate(&self) -> Result<Box<Inst>, Fault> {
         let _ticking = shared().ticker.enter();
         let stdio = LogPipe::default();
         let wasi = WasiCtxBuilder::new()
@@ -341,19 +281,31 @@ impl LoadedPlugin {
         store.data_mut().cpu.reset(Instant::now());
         store.set_epoch_deadline(1);
         let init_fault = |kind, message| Fault { kind, message };
-        let bindings = self
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| init_fault(FaultKind::InitFailed, format!("instantiate: {e:#}")))?;
-        let r = bindings
-            .lacquer_plugin_hooks()
-            .call_init(&mut store, &self.config_json);
+        let config = &self.config_json;
+        let (exports, r) = match &self.pre {
+            Pre::Sync(pre) => {
+                let e = pre.instantiate(&mut store).map_err(|e| {
+                    init_fault(FaultKind::InitFailed, format!("instantiate: {e:#}"))
+                })?;
+                let r = e.lacquer_plugin_hooks().call_init(&mut store, config);
+                (Exports::Sync(e), r)
+            }
+            Pre::Fiber(pre) => {
+                let e = pre.instantiate_async(&mut store).await.map_err(|e| {
+                    init_fault(FaultKind::InitFailed, format!("instantiate: {e:#}"))
+                })?;
+                let r = self
+                    .bounded(e.lacquer_plugin_hooks().call_init(&mut store, config))
+                    .await;
+                (Exports::Fiber(e), r)
+            }
+        };
         self.log_stdio(&mut store);
         store.data_mut().initialising = false;
         match r {
             Ok(Ok(())) => Ok(Box::new(Inst {
                 store,
-                bindings,
+                exports,
                 uses: 0,
             })),
             Ok(Err(msg)) => Err(init_fault(FaultKind::InitFailed, format!("init: {msg}"))),
@@ -382,6 +334,35 @@ impl LoadedPlugin {
         }
     }
 
+    /// Run a call on a fiber within the plugin's wall-clock bound (WASI
+    /// waits are not bounded otherwise); past it the call is dropped and
+    /// fails (its instance is then discarded, as after any fault). Most
+    /// calls finish in their first poll: only one that waits arms a timer.
+    pub async fn bounded<R>(
+        &self,
+        call: impl std::future::Future<Output = wasmtime::Result<R>>,
+    ) -> wasmtime::Result<R> {
+        let mut call = std::pin::pin!(call);
+        let first = std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await;
+        if let Poll::Ready(r) = first {
+            return r;
+        }
+        // Boxed: the timer is needed only here, and it is large.
+        match Box::pin(tokio::time::timeout(self.wall, call)).await {
+            Ok(r) => r,
+            Err(_) => Err(wasmtime::Error::new(WallTimeout(self.wall))),
+        }
+    }
+
+    /// How the hooks are called: `"sync"`, or `"fiber"` for a plugin whose
+    /// calls may wait on the cluster's Redis (see [`Pre`]).
+    pub fn call_mode(&self) -> &'static str {
+        match self.pre {
+            Pre::Sync(_) => "sync",
+            Pre::Fiber(_) => "fiber",
+        }
+    }
+
     /// Whether calls are suspended after too many faults.
     pub fn quarantined(&self) -> bool {
         let until = self.quarantined_until.load(Ordering::Relaxed);
@@ -390,6 +371,9 @@ impl LoadedPlugin {
 
     /// Start a hook call: take a warm instance (or make one) and move the
     /// request (and response) into its store. Finish with [`LoadedPlugin::end`].
+    /// Nearly always one of the plugin's `max_instances` slots is free and
+    /// nothing is awaited; only a call that finds them all taken waits
+    /// (boxed, so that callers' futures stay small).
     pub async fn begin(
         &self,
         hook: Hook,
@@ -398,23 +382,32 @@ impl LoadedPlugin {
     ) -> Result<Call<'_>, Fault> {
         self.metrics.hooks[hook as usize].calls.inc();
         let start = Instant::now();
-        // Waiting for an instance is bounded by the call deadline: a plugin
-        // whose instances are all stuck fails fast.
-        let Some(slot) = self.slots.take(self.slot_wait).await else {
-            let f = Fault {
-                kind: FaultKind::Busy,
-                message: format!(
-                    "all {} instances busy for {:?} (max_instances)",
-                    self.max_idle, self.slot_wait
-                ),
-            };
-            self.fault(hook, &f);
-            return Err(f);
+        let slot = match self.slots.try_take() {
+            Some(slot) => slot,
+            // Waiting for an instance is bounded by the call deadline: a
+            // plugin whose instances are all stuck fails fast.
+            None => match Box::pin(self.slots.take(self.slot_wait)).await {
+                Some(slot) => slot,
+                None => {
+                    let f = Fault {
+                        kind: FaultKind::Busy,
+                        message: format!(
+                            "all {} instances busy for {:?} (max_instances)",
+                            self.max_idle, self.slot_wait
+                        ),
+                    };
+                    self.fault(hook, &f);
+                    return Err(f);
+                }
+            },
         };
         let popped = self.pool.take();
         let mut inst = match popped {
             Some(i) => i,
-            None => self.instantiate().inspect_err(|f| self.fault(hook, f))?,
+            // Boxed: instantiating is rare and its future is large.
+            None => Box::pin(self.instantiate())
+                .await
+                .inspect_err(|f| self.fault(hook, f))?,
         };
         let data = inst.store.data_mut();
         std::mem::swap(&mut data.req, req);

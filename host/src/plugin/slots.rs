@@ -31,7 +31,7 @@ impl Slots {
     // Sequentially consistent with `waiting`: a waiter counts itself before
     // its last try, a slot given back is counted before `waiting` is read,
     // so either the try succeeds or the giver sees the waiter and notifies.
-    fn try_take(&self) -> bool {
+    fn try_take_count(&self) -> bool {
         self.busy
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
                 (n < self.max).then_some(n + 1)
@@ -46,29 +46,32 @@ impl Slots {
         }
     }
 
-    /// Take a slot, waiting at most `wait` for one to be given back. The
-    /// wait (rare) is boxed, so that every call's future stays small.
-    pub(super) async fn take(&self, wait: Duration) -> Option<Slot<'_>> {
-        let taken = self.try_take()
-            || Box::pin(async {
-                let _waiting = Waiting::new(&self.waiting);
-                tokio::time::timeout(wait, async {
-                    loop {
-                        let freed = self.freed.notified();
-                        let mut freed = std::pin::pin!(freed);
-                        freed.as_mut().enable();
-                        if self.try_take() {
-                            return;
-                        }
-                        freed.await;
-                    }
-                })
-                .await
-            })
-            .await
-            .is_ok();
+    /// A slot if one is free now.
+    pub(super) fn try_take(&self) -> Option<Slot<'_>> {
         // Made only once taken: a `Slot` dropped gives one back.
-        if taken { Some(Slot(self)) } else { None }
+        self.try_take_count().then(|| Slot(self))
+    }
+
+    /// Take a slot, waiting at most `wait` for one to be given back.
+    pub(super) async fn take(&self, wait: Duration) -> Option<Slot<'_>> {
+        if let Some(s) = self.try_take() {
+            return Some(s);
+        }
+        let _waiting = Waiting::new(&self.waiting);
+        tokio::time::timeout(wait, async {
+            loop {
+                let freed = self.freed.notified();
+                let mut freed = std::pin::pin!(freed);
+                freed.as_mut().enable();
+                if self.try_take_count() {
+                    return;
+                }
+                freed.await;
+            }
+        })
+        .await
+        .ok()
+        .map(|()| Slot(self))
     }
 }
 

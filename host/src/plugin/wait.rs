@@ -1,17 +1,20 @@
-//! Hook calls are synchronous: a guest runs on the tokio worker that polls
-//! the request, on that thread's stack, with no fiber. Two things would
-//! otherwise let a plugin hold a worker, and every request queued on it:
+//! Hook calls are synchronous (but for plugins whose calls may wait on the
+//! network, see `runtime::Pre`): a guest runs on the tokio worker that
+//! polls the request, on that thread's stack, with no fiber. Two things
+//! would otherwise let a plugin hold a worker, and every request queued on
+//! it:
 //!
-//! - **Running long.** A call still running at an epoch tick (1 ms: healthy
-//!   calls take microseconds) hands the worker over ([`hand_off_worker`]):
-//!   tokio moves the worker's queue and I/O to another thread
-//!   (`block_in_place`), and this thread goes on with the call alone, until
-//!   it ends or spends its CPU budget. Other requests never wait for it.
-//! - **Waiting.** A host function that waits (a cluster counter in Redis, a
-//!   guest sleeping through WASI) is polled once ([`block`]): what is ready
-//!   at once (nearly everything) costs nothing more; only a real wait hands
-//!   the worker over and blocks this thread, bounded by the call's
-//!   wall-clock deadline.
+//! - **Running long.** A call still running at its second epoch tick (1 ms
+//!   or more: healthy calls take microseconds) hands the worker over
+//!   ([`hand_off_worker`]): tokio moves the worker's queue and I/O to
+//!   another thread (`block_in_place`), and this thread goes on with the
+//!   call alone, until it ends or spends its CPU budget. Other requests
+//!   never wait for it. A call on a fiber does the same.
+//! - **Waiting.** A synchronous host function that waits (a guest sleeping
+//!   through WASI) is polled once ([`block`]): what is ready at once (a
+//!   guest's output, nearly everything) costs nothing more; only a real
+//!   wait hands the worker over and blocks this thread, bounded by the
+//!   call's wall-clock deadline.
 
 use std::future::Future;
 use std::sync::Arc;

@@ -14,7 +14,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+use wasmtime::component::{HasData, Linker, LinkerInstance, Resource, ResourceTable};
 use wasmtime_wasi::WasiView;
 use wasmtime_wasi::cli::{WasiCli, WasiCliView};
 use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView};
@@ -62,24 +62,35 @@ pub fn add_to_linker(l: &mut Linker<StoreState>) -> wasmtime::Result<()> {
     sync_sockets::tcp::add_to_linker::<S, WasiSockets>(l, S::sockets)?;
     sync_sockets::udp::add_to_linker::<S, WasiSockets>(l, S::sockets)?;
     sync_sockets::udp_create_socket::add_to_linker::<S, WasiSockets>(l, S::sockets)?;
-    let no_network = |_: wasmtime::StoreContextMut<'_, S>, _: _, _: &[_], _: &mut [_]| {
-        Err(wasmtime::Error::msg("plugins have no network"))
-    };
     for (interface, functions) in BLOCKING_SOCKET_OPS {
         for f in *functions {
-            // Without shadowing, defining a linked name fails: one that
-            // succeeds was not linked (a version moved), and the blocking
-            // definition would be the one called.
-            l.allow_shadowing(false);
-            if l.instance(interface)?.func_new(f, no_network).is_ok() {
-                wasmtime::bail!("{interface}#{f} is not where it was expected");
-            }
-            l.allow_shadowing(true);
-            l.instance(interface)?.func_new(f, no_network)?;
+            replace(l, interface, |mut i| {
+                i.func_new(f, |_, _, _, _| {
+                    Err(wasmtime::Error::msg("plugins have no network"))
+                })
+            })?;
         }
     }
-    l.allow_shadowing(false);
     Ok(())
+}
+
+/// Define something in `interface` in place of what is linked there:
+/// `define` runs once without shadowing, where it must fail (else the name
+/// was not linked, a version moved, and the old definition would be the one
+/// called), then with.
+pub(super) fn replace(
+    l: &mut Linker<StoreState>,
+    interface: &str,
+    define: impl Fn(LinkerInstance<'_, StoreState>) -> wasmtime::Result<()>,
+) -> wasmtime::Result<()> {
+    l.allow_shadowing(false);
+    if define(l.instance(interface)?).is_ok() {
+        wasmtime::bail!("{interface}: what is replaced is not linked");
+    }
+    l.allow_shadowing(true);
+    let r = define(l.instance(interface)?);
+    l.allow_shadowing(false);
+    r
 }
 
 /// The socket operations wasmtime-wasi's synchronous bindings run through

@@ -138,6 +138,11 @@ async fn every_example_runs_with_all_its_plugins() {
         if !plugins.is_empty() {
             assert_eq!(loaded, plugins, "{name}: plugins loaded in order");
         }
+        // No example is a cluster: no call can wait on the network, and
+        // every plugin (the rate limit too) is called synchronously.
+        for p in status["plugins"].as_array().into_iter().flatten() {
+            assert_eq!(p["calls"], "sync", "{name}: {p}");
+        }
         // Probed backends take traffic once their first probe succeeds.
         wait_until(LIMIT, &format!("{name}: every backend healthy"), || async {
             l.backends().await["backends"]

@@ -29,6 +29,20 @@ async fn a_rate_limit_is_shared_by_the_nodes() {
     )
     .await;
     wait_formed(&nodes, 3).await;
+    // The limit waits on Redis: it is called on a fiber, which the wait
+    // suspends; the plugins that never wait are called synchronously.
+    let status: serde_json::Value =
+        serde_json::from_slice(&nodes[0].admin("GET", "/status", "").await.body).unwrap();
+    let calls = |name: &str| {
+        status["plugins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .map(|p| p["calls"].clone())
+    };
+    assert_eq!(calls("rate-limit"), Some("fiber".into()));
+    assert_eq!(calls("cache-policy"), Some("sync".into()));
     // Sharded: some of these go on to their owner node, whose rate limit
     // must not charge the hop a second time.
     for (n, i) in [0, 0, 1].into_iter().enumerate() {
