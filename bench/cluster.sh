@@ -40,16 +40,7 @@ echo
 ORIGIN_LOCATION='location / { try_files /1024.txt =404; add_header Cache-Control "max-age=3600"; }'
 start_origin 1024
 
-# redis-server on a Unix socket, no persistence.
-rdir=$WORK/redis
-mkdir -p "$rdir"
-spawn redis "$rdir/redis.log" redis-server --port 0 --unixsocket "$rdir/redis.sock" \
-    --save '' --appendonly no --dir "$rdir"
-for _ in $(seq 100); do
-    [[ -S $rdir/redis.sock ]] && break
-    sleep 0.1
-done
-[[ -S $rdir/redis.sock ]] || die "redis-server did not start (see $rdir/redis.log)"
+start_redis
 
 # start_nodes MODE: three nodes named MODE-0..2; "cluster" joins them.
 start_nodes() {
@@ -81,7 +72,7 @@ EOF
 [cluster]
 nodes = [$list]
 self = "http://127.0.0.1:${PORT[$name]}"
-redis = "redis+unix://$rdir/redis.sock"
+redis = "$REDIS_URL"
 secret = "bench-secret-0123456789"
 key_prefix = "bench"
 heartbeat = "$HEARTBEAT"

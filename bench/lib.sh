@@ -183,6 +183,21 @@ start_varnish() {
     wait_http varnish "http://127.0.0.1:${PORT[varnish]}/" "$dir/varnishd.log"
 }
 
+# start_redis: redis-server on a Unix socket in the work directory, no
+# persistence; sets REDIS_URL (for `[cluster] redis`).
+start_redis() {
+    local rdir=$WORK/redis
+    mkdir -p "$rdir"
+    spawn redis "$rdir/redis.log" redis-server --port 0 --unixsocket "$rdir/redis.sock" \
+        --save '' --appendonly no --dir "$rdir"
+    for _ in $(seq 100); do
+        [[ -S $rdir/redis.sock ]] && break
+        sleep 0.1
+    done
+    [[ -S $rdir/redis.sock ]] || die "redis-server did not start (see $rdir/redis.log)"
+    REDIS_URL="redis+unix://$rdir/redis.sock"
+}
+
 # start_nginx_cache [LISTEN_OPTIONS SERVER_LINES]: nginx proxy_cache in front of
 # the origin; e.g. "ssl http2" and the ssl_* lines for a TLS listener.
 start_nginx_cache() {
@@ -277,7 +292,8 @@ name = "origin"
 url = "http://127.0.0.1:${PORT[origin]}"
 EOF
         if [[ -n $extra ]]; then
-            printf '\n%s\n' "$extra"
+            # @LISTEN@ in the extra TOML is this instance's listen address.
+            printf '\n%s\n' "${extra//@LISTEN@/127.0.0.1:${PORT[$name]}}"
         fi
     } >"$dir/lacquer.toml"
     lacquer_log_env "$dir/lacquer.toml"
