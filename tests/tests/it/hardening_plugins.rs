@@ -285,6 +285,33 @@ async fn a_full_kv_namespace_refuses_growth_at_once_and_nothing_hangs() {
 
 // ---- Time and instances (defect 8) ----
 
+// Plugins have no network. wasmtime-wasi's synchronous socket bind runs on
+// `Handle::block_on`, which panics on a tokio worker: linked as a trap, it
+// ends the call as a fault (fail-closed here: a 500 naming it), and the
+// host goes on serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_plugin_binding_sockets_faults_without_harming_the_host() {
+    let o = origin().await;
+    let l = Lacquer::with_origin(
+        &o.url(),
+        &faulty("faulty", "fail-closed", "mode = \"sockets\"", ""),
+    )
+    .await;
+    let r = l.get("/boom").await;
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert_eq!(
+        l.metric(&fault_series("faulty", "on-recv", "trap")).await,
+        1.0
+    );
+    assert!(
+        lacquer_tests::log_lines("plugins have no network")
+            .iter()
+            .any(|line| line.contains("faulty")),
+        "the fault names its cause"
+    );
+    assert_eq!(l.get("/fine").await.status, 200);
+}
+
 // A call that waits hands its worker over (a multi-thread runtime, as the
 // binary runs): on a current-thread runtime it could not wait at all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]

@@ -43,6 +43,8 @@
 //!   (1048576) bytes.
 //! - `url-flood`: `set_url` with a URL of `size` (1048576) bytes, "/" then `a`s.
 //! - `sleep`: sleeps `sleep_ms` (600000, ten minutes), then continues.
+//! - `sockets`: binds a UDP and a TCP socket on 127.0.0.1 (results
+//!   ignored), then continues.
 //!
 //! The response edits (`framing-edit`, `set-status-101`) need a hook with a
 //! response, `backend-response` or `deliver`: in the others they do nothing.
@@ -106,6 +108,8 @@ pub enum Mode {
     CacheKeyFlood,
     /// Replaces the URL with one of `size` bytes.
     UrlFlood,
+    /// Binds a UDP and a TCP socket (results ignored), then continues.
+    Sockets,
 }
 
 const MIB: u32 = 1 << 20;
@@ -263,6 +267,10 @@ impl Faulty {
             Mode::CacheKeyFlood => flood::cache_keys(req, count, size),
             Mode::UrlFlood => {
                 let _ = req.set_url(&flood::long_url(size));
+            }
+            Mode::Sockets => {
+                let _ = black_box(std::net::UdpSocket::bind("127.0.0.1:0"));
+                let _ = black_box(std::net::TcpListener::bind("127.0.0.1:0"));
             }
             Mode::BadInit | Mode::Ok => {}
         }
