@@ -14,6 +14,7 @@ use super::kv::Namespace;
 use super::limits::{self, MAX_METHOD_BYTES, MAX_URL_BYTES};
 use super::log::LogBudget;
 use super::stdio::LogPipe;
+use super::wait::block;
 use crate::backend::BackendLookup;
 
 /// Most cache-key inputs a request may have.
@@ -182,13 +183,6 @@ impl WasiView for StoreState {
             table: &mut self.table,
         }
     }
-}
-
-/// Wait for what the cluster's Redis answers (`shared_state.rs`), within
-/// the bound of the call in progress (see [`super::wait::block`]).
-fn wait<F: std::future::Future>(f: F, call: &super::cpu::CpuBudget) -> wasmtime::Result<F::Output> {
-    let (deadline, wall) = call.deadline();
-    super::wait::block(f, deadline, wall).map_err(super::wait::WaitError::into_trap)
 }
 
 fn get(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -386,10 +380,13 @@ impl host::Host for StoreState {
     }
     fn counter_add(&mut self, key: String, delta: i64, ttl_ms: u64) -> wasmtime::Result<i64> {
         let hop = super::shared_state::hop(self);
-        wait(self.env.counter_add(hop, &key, delta, ttl_ms), &self.cpu)
+        block(
+            self.env.counter_add(hop, &key, delta, ttl_ms),
+            self.cpu.deadline(),
+        )
     }
     fn kv_get(&mut self, key: String) -> wasmtime::Result<Option<Vec<u8>>> {
-        wait(self.env.kv_get(&key), &self.cpu)
+        block(self.env.kv_get(&key), self.cpu.deadline())
     }
     fn kv_set(
         &mut self,
@@ -397,7 +394,7 @@ impl host::Host for StoreState {
         value: Vec<u8>,
         ttl_ms: u64,
     ) -> wasmtime::Result<Result<(), String>> {
-        wait(self.env.kv_set(key, value, ttl_ms), &self.cpu)
+        block(self.env.kv_set(key, value, ttl_ms), self.cpu.deadline())
     }
     fn invalidate(
         &mut self,
@@ -429,7 +426,10 @@ impl host::Host for StoreState {
         burst: u32,
     ) -> wasmtime::Result<Result<(), u64>> {
         let hop = super::shared_state::hop(self);
-        wait(self.env.take_token(hop, &key, rate, burst), &self.cpu)
+        block(
+            self.env.take_token(hop, &key, rate, burst),
+            self.cpu.deadline(),
+        )
     }
     fn skip_recv_for(
         &mut self,

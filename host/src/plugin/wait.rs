@@ -36,27 +36,6 @@ pub struct WallTimeout(pub Duration);
 #[error("a plugin call cannot wait outside a multi-thread runtime")]
 pub struct CannotWait;
 
-/// Why [`block`] gave up.
-#[derive(Debug, thiserror::Error)]
-pub enum WaitError {
-    /// The call's deadline passed.
-    #[error(transparent)]
-    Timeout(#[from] WallTimeout),
-    /// No runtime to wait in.
-    #[error(transparent)]
-    CannotWait(#[from] CannotWait),
-}
-
-impl WaitError {
-    /// The trap that ends the call.
-    pub fn into_trap(self) -> wasmtime::Error {
-        match self {
-            WaitError::Timeout(t) => wasmtime::Error::new(t),
-            WaitError::CannotWait(c) => wasmtime::Error::new(c),
-        }
-    }
-}
-
 /// How long [`hand_off_worker`] waits for the worker's queue to be taken
 /// up by another thread before it gives up (to try again at the next tick).
 const HANDOFF_WAIT: Duration = Duration::from_millis(20);
@@ -68,21 +47,26 @@ fn multi_thread() -> bool {
 }
 
 /// Run `f` to completion from a synchronous host function of a call whose
-/// wall-clock bound ends at `deadline`, the worker handed over if it must
-/// wait.
-pub fn block<F: Future>(f: F, deadline: Instant, wall: Duration) -> Result<F::Output, WaitError> {
+/// wall-clock bound `wall` ends at `deadline` (as [`super::cpu::CpuBudget::deadline`]
+/// gives them), the worker handed over if it must
+/// wait; the trap that ends the call ([`WallTimeout`], [`CannotWait`]) if
+/// it cannot.
+pub fn block<F: Future>(
+    f: F,
+    (deadline, wall): (Instant, Duration),
+) -> wasmtime::Result<F::Output> {
     let mut f = std::pin::pin!(f);
     if let Poll::Ready(v) = f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
         return Ok(v);
     }
     if !multi_thread() {
-        return Err(CannotWait.into());
+        return Err(wasmtime::Error::new(CannotWait));
     }
     tokio::task::block_in_place(|| {
         Handle::current().block_on(async {
             tokio::time::timeout_at(deadline.into(), f)
                 .await
-                .map_err(|_| WallTimeout(wall).into())
+                .map_err(|_| wasmtime::Error::new(WallTimeout(wall)))
         })
     })
 }
@@ -127,7 +111,7 @@ mod tests {
     fn a_ready_future_needs_no_runtime() {
         let far = Instant::now() + Duration::from_secs(60);
         assert_eq!(
-            block(async { 7 }, far, Duration::from_secs(60)).ok(),
+            block(async { 7 }, (far, Duration::from_secs(60))).ok(),
             Some(7)
         );
     }
@@ -142,11 +126,10 @@ mod tests {
         let r = rt.block_on(async {
             block(
                 tokio::time::sleep(Duration::from_millis(1)),
-                far,
-                Duration::ZERO,
+                (far, Duration::ZERO),
             )
         });
-        assert!(matches!(r, Err(WaitError::CannotWait(_))));
+        assert!(r.is_err_and(|e| e.downcast_ref::<CannotWait>().is_some()));
     }
 
     #[test]
@@ -160,13 +143,13 @@ mod tests {
             tokio::spawn(async {
                 let wall = Duration::from_millis(20);
                 let t = Instant::now();
-                let r = block(std::future::pending::<()>(), t + wall, wall);
+                let r = block(std::future::pending::<()>(), (t + wall, wall));
                 (r, t.elapsed())
             })
             .await
             .unwrap()
         });
-        assert!(matches!(r.0, Err(WaitError::Timeout(_))));
+        assert!(r.0.is_err_and(|e| e.downcast_ref::<WallTimeout>().is_some()));
         assert!(r.1 >= Duration::from_millis(20));
     }
 

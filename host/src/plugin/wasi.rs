@@ -30,7 +30,7 @@ use wasmtime_wasi::random::WasiRandom;
 use wasmtime_wasi::sockets::{WasiSockets, WasiSocketsView};
 
 use super::host_api::StoreState;
-use super::wait::{WaitError, block};
+use super::wait::block;
 
 /// Link the WASI interfaces a plugin may use, for synchronous calls.
 pub fn add_to_linker(l: &mut Linker<StoreState>) -> wasmtime::Result<()> {
@@ -143,34 +143,26 @@ impl Io<'_> {
     }
 }
 
-/// Run a wasmtime-wasi operation, waiting if it must within `bound`.
-fn run<R>(
-    op: impl Future<Output = R>,
-    (deadline, wall): (Instant, Duration),
-) -> wasmtime::Result<R> {
-    block(op, deadline, wall).map_err(WaitError::into_trap)
-}
-
-/// [`run`] for a stream operation.
+/// [`block`] for a stream operation: its trap is a stream error's.
 fn run_stream<R>(
     op: impl Future<Output = StreamResult<R>>,
     bound: (Instant, Duration),
 ) -> StreamResult<R> {
-    run(op, bound).map_err(StreamError::Trap)?
+    block(op, bound).map_err(StreamError::Trap)?
 }
 
 impl poll::Host for Io<'_> {
     fn poll(&mut self, pollables: Vec<Resource<DynPollable>>) -> wasmtime::Result<Vec<u32>> {
-        run(async_poll::Host::poll(self.table, pollables), self.bound)?
+        block(async_poll::Host::poll(self.table, pollables), self.bound)?
     }
 }
 
 impl poll::HostPollable for Io<'_> {
     fn ready(&mut self, p: Resource<DynPollable>) -> wasmtime::Result<bool> {
-        run(async_poll::HostPollable::ready(self.table, p), self.bound)?
+        block(async_poll::HostPollable::ready(self.table, p), self.bound)?
     }
     fn block(&mut self, p: Resource<DynPollable>) -> wasmtime::Result<()> {
-        run(async_poll::HostPollable::block(self.table, p), self.bound)?
+        block(async_poll::HostPollable::block(self.table, p), self.bound)?
     }
     fn drop(&mut self, p: Resource<DynPollable>) -> wasmtime::Result<()> {
         async_poll::HostPollable::drop(self.table, p)
@@ -185,7 +177,7 @@ impl streams::Host for Io<'_> {
 
 impl streams::HostOutputStream for Io<'_> {
     fn drop(&mut self, s: Resource<DynOutputStream>) -> wasmtime::Result<()> {
-        run(
+        block(
             async_streams::HostOutputStream::drop(self.table, s),
             self.bound,
         )?
@@ -257,7 +249,7 @@ impl streams::HostOutputStream for Io<'_> {
 
 impl streams::HostInputStream for Io<'_> {
     fn drop(&mut self, s: Resource<DynInputStream>) -> wasmtime::Result<()> {
-        run(
+        block(
             async_streams::HostInputStream::drop(self.table, s),
             self.bound,
         )?
