@@ -13,7 +13,10 @@
 //! ([`CpuBudget::pause`]) and measures afresh after it
 //! ([`CpuBudget::resume_here`]). From its second tick (it has then run for
 //! at least a tick) a call hands its tokio worker over
-//! ([`hand_off_worker`]), so that only it waits for itself.
+//! ([`hand_off_worker`]), so that only it waits for itself, and checks
+//! again at its 4th, 8th, 16th... tick that it did: the task that confirms
+//! a hand-off can be stolen and run by another worker before the new
+//! thread took this one's over, which then stays with this thread.
 
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
@@ -39,8 +42,11 @@ pub struct CpuBudget {
     started: Instant,
     /// Ticks since the call started, or went on after its last wait.
     ticks: u32,
-    /// Whether the call no longer holds a tokio worker.
-    handed_off: bool,
+    /// The tick at which to hand the worker over, or check that it was.
+    next_handoff: u32,
+    /// Hand-offs tried or checked in this call.
+    #[cfg(test)]
+    handoffs: u32,
 }
 
 /// The call spent its CPU budget (`timeout`).
@@ -60,7 +66,9 @@ impl CpuBudget {
             mark: None,
             started: Instant::now(),
             ticks: 0,
-            handed_off: false,
+            next_handoff: FIRST_HANDOFF,
+            #[cfg(test)]
+            handoffs: 0,
         }
     }
 
@@ -70,7 +78,11 @@ impl CpuBudget {
         self.mark = None;
         self.started = started;
         self.ticks = 0;
-        self.handed_off = false;
+        self.next_handoff = FIRST_HANDOFF;
+        #[cfg(test)]
+        {
+            self.handoffs = 0;
+        }
     }
 
     /// When the call's wall-clock bound ends, and that bound.
@@ -89,9 +101,20 @@ impl CpuBudget {
             _ => self.used += self.tick,
         }
         self.ticks += 1;
-        // A second tick: the call has run a whole tick. Let the worker go.
-        if self.ticks >= 2 && !self.handed_off {
-            self.handed_off = hand_off_worker();
+        // A second tick: the call has run a whole tick. Let the worker go,
+        // and make sure later that it went (a thread without a worker
+        // finds that out quickly); a hand-off that timed out is tried
+        // again at the next tick.
+        if self.ticks >= self.next_handoff {
+            #[cfg(test)]
+            {
+                self.handoffs += 1;
+            }
+            self.next_handoff = if hand_off_worker() {
+                self.ticks * 2
+            } else {
+                self.ticks + 1
+            };
         }
         if self.used > self.budget {
             return Err(wasmtime::Error::new(CpuTimeout(self.budget)));
@@ -119,7 +142,7 @@ impl CpuBudget {
     pub fn resume_here(&mut self) {
         self.mark = Some((std::thread::current().id(), cpu_now()));
         self.ticks = 0;
-        self.handed_off = false;
+        self.next_handoff = FIRST_HANDOFF;
     }
 
     /// CPU time charged to the call so far.
@@ -128,6 +151,10 @@ impl CpuBudget {
         self.used
     }
 }
+
+/// The tick at which a call first hands its worker over: it has then run
+/// for at least one whole tick.
+const FIRST_HANDOFF: u32 = 2;
 
 #[cfg(test)]
 mod tests {
@@ -178,6 +205,28 @@ mod tests {
             b.on_tick().is_err(),
             "the budget is spent: the next tick traps"
         );
+    }
+
+    #[test]
+    fn a_long_call_checks_again_and_again_that_its_worker_went() {
+        // Outside a runtime every hand-off succeeds at once: what is left
+        // to see is when the call tries, or checks, again.
+        let tick = Duration::from_millis(1);
+        let mut b = CpuBudget::new(Duration::from_secs(60), Duration::from_secs(60), tick);
+        b.reset(Instant::now());
+        b.on_tick().unwrap();
+        assert_eq!(b.handoffs, 0, "one tick: the call may be short");
+        b.on_tick().unwrap();
+        assert_eq!(b.handoffs, 1, "handed over at the second tick");
+        for _ in 2..20 {
+            b.on_tick().unwrap();
+        }
+        assert_eq!(b.handoffs, 4, "checked again at ticks 4, 8 and 16");
+        // After a wait the call may go on on a worker again: from scratch.
+        b.resume_here();
+        b.on_tick().unwrap();
+        b.on_tick().unwrap();
+        assert_eq!(b.handoffs, 5);
     }
 
     #[test]

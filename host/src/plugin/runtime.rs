@@ -416,6 +416,8 @@ impl LoadedPlugin {
         }
         data.violation = None;
         data.logged = 0;
+        // A refused growth the guest got over is not this call's.
+        data.limiter.denied = false;
         data.cpu.reset(start);
         inst.store.set_epoch_deadline(1);
         Ok(Call {

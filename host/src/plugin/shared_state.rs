@@ -8,6 +8,7 @@
 //! [`add_fiber_versions`] links in place of the synchronous ones.
 
 use std::future::Future;
+use std::task::Poll;
 
 use wasmtime::component::{Component, Linker};
 use wasmtime::{AsContextMut, Engine, StoreContextMut};
@@ -112,10 +113,19 @@ pub(super) fn hop(s: &StoreState) -> bool {
 /// Await `op` on the call's fiber within its wall-clock bound; the time
 /// waited is not charged to its CPU budget, and the fiber may go on on
 /// another thread.
+///
+/// What is ready at once (the local store: without `shared_kv`, or while
+/// Redis is down) is no wait: the call's ticks and epoch deadline go on,
+/// so a guest looping over such calls still hands its worker over and
+/// meets its bounds at the next tick.
 async fn on_fiber<R>(
     mut cx: StoreContextMut<'_, StoreState>,
     op: impl Future<Output = R>,
 ) -> wasmtime::Result<R> {
+    let mut op = std::pin::pin!(op);
+    if let Poll::Ready(r) = std::future::poll_fn(|c| Poll::Ready(op.as_mut().poll(c))).await {
+        return Ok(r);
+    }
     let (deadline, wall) = cx.data().cpu.deadline();
     cx.data_mut().cpu.pause();
     let r = tokio::time::timeout_at(deadline.into(), op).await;

@@ -79,7 +79,11 @@ pub fn block<F: Future>(
 /// `block_in_place` moves the worker to a new thread but takes it back if
 /// that thread has not started by the time the closure returns; so the
 /// closure waits until a task spawned here (into this worker's LIFO slot,
-/// which only the worker itself runs) has run on the new thread.
+/// which only the worker itself runs) has run on the new thread. That is
+/// likely, not certain: `block_in_place` moves the task to the worker's
+/// run queue, where an idle worker may steal it first; so a long call
+/// checks again later (see `cpu.rs`). Where this thread no longer holds
+/// a worker, a check is the task's round trip through another worker.
 pub fn hand_off_worker() -> bool {
     if !multi_thread() {
         return true;

@@ -312,6 +312,35 @@ async fn a_plugin_binding_sockets_faults_without_harming_the_host() {
     assert_eq!(l.get("/fine").await.status, 200);
 }
 
+// A guest may get over a refused memory growth (`try_reserve`) and go on:
+// its instance stays warm, and what faults it later is named for what it
+// is, not for that old refusal.
+#[tokio::test]
+async fn a_refused_growth_the_guest_got_over_does_not_name_a_later_fault() {
+    let o = origin().await;
+    let l = Lacquer::with_origin(
+        &o.url(),
+        &faulty(
+            "faulty",
+            "fail-closed",
+            "mode = \"refused-growth\"",
+            "max_instances = 1\n",
+        ),
+    )
+    .await;
+    assert_eq!(l.get("/boom/1").await.status, 200, "got over the refusal");
+    let r = l.get("/boom/2").await;
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert_eq!(
+        l.metric(&fault_series("faulty", "on-recv", "trap")).await,
+        1.0
+    );
+    assert_eq!(
+        l.metric(&fault_series("faulty", "on-recv", "memory")).await,
+        0.0
+    );
+}
+
 // A call that waits hands its worker over (a multi-thread runtime, as the
 // binary runs): on a current-thread runtime it could not wait at all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]

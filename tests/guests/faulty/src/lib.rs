@@ -45,11 +45,15 @@
 //! - `sleep`: sleeps `sleep_ms` (600000, ten minutes), then continues.
 //! - `sockets`: binds a UDP and a TCP socket on 127.0.0.1 (results
 //!   ignored), then continues.
+//! - `refused-growth`: the first time, asks for 1 GiB more memory, which
+//!   the host's limit refuses, gets over the refusal and continues; every
+//!   later time, traps.
 //!
 //! The response edits (`framing-edit`, `set-status-101`) need a hook with a
 //! response, `backend-response` or `deliver`: in the others they do nothing.
 
 use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use lacquer_plugin_sdk::{
@@ -110,6 +114,8 @@ pub enum Mode {
     UrlFlood,
     /// Binds a UDP and a TCP socket (results ignored), then continues.
     Sockets,
+    /// Gets over a refused memory growth once, then traps.
+    RefusedGrowth,
 }
 
 const MIB: u32 = 1 << 20;
@@ -271,6 +277,14 @@ impl Faulty {
             Mode::Sockets => {
                 let _ = black_box(std::net::UdpSocket::bind("127.0.0.1:0"));
                 let _ = black_box(std::net::TcpListener::bind("127.0.0.1:0"));
+            }
+            Mode::RefusedGrowth => {
+                static REFUSED: AtomicBool = AtomicBool::new(false);
+                if REFUSED.swap(true, Ordering::Relaxed) {
+                    trap();
+                }
+                let mut v: Vec<u8> = Vec::new();
+                assert!(v.try_reserve(1 << 30).is_err(), "faulty: 1 GiB granted");
             }
             Mode::BadInit | Mode::Ok => {}
         }

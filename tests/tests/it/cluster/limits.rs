@@ -146,3 +146,49 @@ async fn a_request_waiting_on_redis_holds_no_worker() {
     );
     assert_eq!(fallbacks(l, "limits").await, 1.0);
 }
+
+// A call on a fiber whose host calls answer at once (without `shared_kv`
+// the kv plugin's store is this node's) is as bounded as a synchronous
+// one: its ticks go on through those calls, so a loop over them hands its
+// worker over, and ends at its CPU budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_fiber_call_looping_over_host_calls_hands_its_worker_over() {
+    let redis = Redis::start().await;
+    let origin = lacquer_tests::Origin::start(|_| lacquer_tests::Reply::ok("origin")).await;
+    let plugin = format!(
+        "[[plugins]]\nname = \"kv\"\npath = \"{}\"\non_error = \"fail-closed\"\n\
+timeout = \"1s\"\nwall_timeout = \"60s\"\n",
+        lacquer_tests::guests::KV
+    );
+    let nodes = start_nodes(1, &origin.url(), &redis.url(), &plugin, "").await;
+    wait_formed(&nodes, 1).await;
+    let l = &nodes[0];
+    let status: serde_json::Value =
+        serde_json::from_slice(&l.admin("GET", "/status", "").await.body).unwrap();
+    assert_eq!(
+        status["plugins"][0]["calls"], "fiber",
+        "it imports counter-add: called on a fiber"
+    );
+    let calls = "lacquer_plugin_calls_total{plugin=\"kv\",hook=\"on-recv\"}";
+    let timeouts = "lacquer_plugin_faults_total{plugin=\"kv\",hook=\"on-recv\",kind=\"timeout\"}";
+    let before = l.metric(calls).await;
+    // Four thousand million kv-sets: the call runs until its budget ends.
+    let looping = get(l, "/kv-fill/4000000000?size=1&continue=1");
+    // The node runs on one worker thread: had the loop kept it, nothing
+    // else would be answered before the loop ended.
+    let meanwhile = async {
+        wait_until(
+            Duration::from_secs(10),
+            "the looping call began",
+            || async { l.metric(calls).await > before },
+        )
+        .await;
+        let fine = get(l, "/fine").await;
+        (fine.status, fine.text(), l.metric(timeouts).await)
+    };
+    let (g, (status, body, during)) = tokio::join!(looping, meanwhile);
+    assert_eq!((status, body.as_str()), (200, "origin"));
+    assert_eq!(during, 0.0, "answered while the loop still ran");
+    assert_eq!(g.status, 500, "{}", g.text());
+    assert_eq!(l.metric(timeouts).await, 1.0);
+}
