@@ -278,7 +278,6 @@ impl LoadedPlugin {
             ctx.data_mut().cpu.on_tick()?;
             Ok(UpdateDeadline::Continue(1))
         });
-        store.data_mut().cpu.reset(Instant::now());
         store.set_epoch_deadline(1);
         let init_fault = |kind, message| Fault { kind, message };
         let config = &self.config_json;
